@@ -1,0 +1,46 @@
+# One entry point. `make book` and `make test` set up everything they need.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+READY  := $(VENV)/.ready
+BUILD  := _build/html
+
+.PHONY: help setup book test test-fast lab release autograde bench clean freeze
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
+
+# The virtual environment is rebuilt when any file that defines it changes.
+$(READY): requirements.txt constraints.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -r requirements.txt -c constraints.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $@
+
+setup: $(READY)  ## create or refresh the virtual environment
+
+book: $(READY)  ## execute every chapter and build the HTML book (warnings are errors)
+	$(BIN)/jupyter-book build . -W --keep-going
+	@echo "Open $(CURDIR)/$(BUILD)/index.html"
+
+test: $(READY)  ## the whole test suite (builds the book on the way)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+test-fast: $(READY)  ## the tests that do not build the book or grade many notebooks
+	$(BIN)/python -m pytest -n 2 -m "not slow"
+
+lab: $(READY)  ## JupyterLab with nbgrader's assignment list, validate button and formgrader
+	$(BIN)/jupyter lab
+
+release: $(READY)  ## regenerate exercises/ (student versions) from solutions/
+	$(BIN)/python -m tamegrad.course release
+
+bench: $(READY)  ## run every benchmark (prints medians and ratios)
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+freeze: $(READY)  ## re-pin every transitive dependency into constraints.txt
+	@{ sed -n '1,2p' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable | sed 's/+cpu$$//'; } > constraints.new
+	@mv constraints.new constraints.txt
+
+clean:  ## remove the built book and caches (keeps the virtual environment)
+	rm -rf _build .pytest_cache .hypothesis

@@ -1,0 +1,128 @@
+"""Course maintenance: the Colab cell of every notebook, and output stripping.
+
+    python -m tamegrad.course sync    # rewrite each notebook's Colab cell from _config.yml
+    python -m tamegrad.course strip   # remove outputs and execution counts
+    python -m tamegrad.course check   # fail if any notebook is out of date on either count
+
+The Colab cell is the first code cell of every book page and exercise. It installs
+``tamegrad`` from ``repository.url`` in ``_config.yml`` (the one setting behind the
+launch buttons too) when it runs on Colab, and does nothing anywhere else.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIRS = ("book", "solutions", "exercises")
+COLAB_MARKER = "# Colab only:"
+
+
+def repository_url(config: Path = ROOT / "_config.yml") -> str:
+    """``repository.url`` from the Jupyter Book configuration (read without a YAML parser)."""
+    text = config.read_text(encoding="utf-8")
+    match = re.search(r"^repository:\s*\n(?:[ \t]+.*\n)*?[ \t]+url:\s*(\S+)", text, re.MULTILINE)
+    if not match:
+        raise ValueError(f"{config} has no repository.url")
+    return match.group(1).strip("\"'")
+
+
+def colab_cell_source(url: str) -> str:
+    return (
+        f"{COLAB_MARKER} install the course package, tamegrad, from the course repository.\n"
+        "import sys\n"
+        "if \"google.colab\" in sys.modules:\n"
+        f"    %pip install --quiet \"tamegrad @ git+{url}\"\n"
+    )
+
+
+def notebooks(root: Path = ROOT, dirs=NOTEBOOK_DIRS) -> list[Path]:
+    found = []
+    for d in dirs:
+        found += [p for p in sorted((root / d).rglob("*.ipynb")) if ".ipynb_checkpoints" not in p.parts]
+    return found
+
+
+def _first_code_cell(nb):
+    return next((c for c in nb.cells if c.cell_type == "code"), None)
+
+
+def has_outputs(nb) -> bool:
+    return any(c.cell_type == "code" and (c.get("outputs") or c.get("execution_count")) for c in nb.cells)
+
+
+def colab_cell_is_current(nb, url: str) -> bool:
+    cell = _first_code_cell(nb)
+    return cell is not None and cell.source == colab_cell_source(url)
+
+
+def sync(path: Path, url: str) -> bool:
+    """Make the first code cell the Colab cell (replacing an older one); True if changed."""
+    nb = nbformat.read(path, as_version=4)
+    if colab_cell_is_current(nb, url):
+        return False
+    cell = _first_code_cell(nb)
+    if cell is not None and cell.source.startswith(COLAB_MARKER):
+        cell.source = colab_cell_source(url)
+    else:
+        new = nbformat.v4.new_code_cell(colab_cell_source(url))
+        if nb.nbformat_minor < 5:
+            del new["id"]  # cell ids exist from nbformat 4.5 on
+        first_code = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code"), len(nb.cells))
+        nb.cells.insert(first_code, new)
+    nbformat.write(nb, path)
+    return True
+
+
+def strip(path: Path) -> bool:
+    """Remove outputs and execution counts; True if the file changed."""
+    nb = nbformat.read(path, as_version=4)
+    if not has_outputs(nb):
+        return False
+    for c in nb.cells:
+        if c.cell_type == "code":
+            c.outputs, c.execution_count = [], None
+    nbformat.write(nb, path)
+    return True
+
+
+def problems(root: Path = ROOT) -> list[str]:
+    url = repository_url(root / "_config.yml")
+    found = []
+    for path in notebooks(root):
+        nb = nbformat.read(path, as_version=4)
+        rel = path.relative_to(root)
+        if has_outputs(nb):
+            found.append(f"{rel}: committed with outputs (python -m tamegrad.course strip)")
+        if not colab_cell_is_current(nb, url):
+            found.append(f"{rel}: first code cell is not the current Colab cell (python -m tamegrad.course sync)")
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    command = argv[0] if argv else "check"
+    if command == "sync":
+        url = repository_url()
+        # exercises/ is generated from solutions/ by nbgrader: sync the sources, then release
+        changed = [p for p in notebooks(dirs=("book", "solutions")) if sync(p, url)]
+    elif command == "strip":
+        changed = [p for p in notebooks() if strip(p)]
+    elif command == "check":
+        found = problems()
+        print("\n".join(found) or "every notebook is stripped and has the current Colab cell")
+        return 1 if found else 0
+    else:
+        print(__doc__)
+        return 2
+    for p in changed:
+        print(f"updated {p.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
