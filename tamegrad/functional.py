@@ -15,9 +15,18 @@ from .autodiff import Tensor, as_tensor
 
 
 def _unary(x, out: np.ndarray, derivative) -> Tensor:
-    """A primitive y = f(x) whose backward is g * f'(x), with f'(x) = derivative()."""
+    """A primitive y = f(x) whose backward is g * f'(x), with f'(x) = derivative().
+
+    ``derivative`` returns a fresh array, so the product is taken in place.
+    """
     x = as_tensor(x)
-    return Tensor._result(out, (x,), lambda g: (g * derivative(),))
+
+    def backward(g):
+        d = derivative()
+        d *= g
+        return (d,)
+
+    return Tensor._result(out, (x,), backward)
 
 
 def sigmoid(x) -> Tensor:
@@ -32,7 +41,11 @@ def tanh(x) -> Tensor:
     """tanh(x);  tanh'(x) = 1 - tanh(x)^2 <= 1."""
     x = as_tensor(x)
     out = np.tanh(x.data)
-    return _unary(x, out, lambda: 1.0 - out * out)
+    def derivative():
+        d = out * out
+        return np.subtract(1.0, d, out=d)
+
+    return _unary(x, out, derivative)
 
 
 def relu(x) -> Tensor:

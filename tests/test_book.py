@@ -1,0 +1,178 @@
+"""The book: notebooks are committed clean, every page executes and builds with warnings
+as errors, no solution leaks into it, and the HTML works in a real browser."""
+
+import functools
+import http.server
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import nbformat
+import pytest
+
+from tamegrad import course
+
+from .conftest import IN_CI
+
+ROOT = Path(__file__).resolve().parent.parent
+HTML = ROOT / "_build" / "html"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def test_notebooks_are_stripped_and_have_the_current_colab_cell():
+    assert course.problems() == []
+
+
+def test_every_toc_entry_exists():
+    toc = (ROOT / "_toc.yml").read_text()
+    for entry in re.findall(r"(?:file|root): (\S+)", toc):
+        assert any((ROOT / f"{entry}{ext}").exists() for ext in (".md", ".ipynb")), entry
+
+
+@pytest.fixture(scope="session")
+def built_book() -> Path:
+    """Build once per session into _build/ (its execution cache makes a rebuild quick)."""
+    jupyter_book = Path(sys.executable).with_name("jupyter-book")
+    result = subprocess.run([str(jupyter_book), "build", str(ROOT), "-W", "--keep-going"],
+                            capture_output=True, text=True, cwd=ROOT)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, "the book does not build cleanly:\n" + log[-6000:]
+    return HTML
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("book")
+def test_every_page_executes_without_error(built_book):
+    reports = list((built_book / "reports").glob("**/*.log")) if (built_book / "reports").exists() else []
+    assert not reports, f"notebooks failed to execute: {[r.name for r in reports]}"
+    for nb_path in course.notebooks(dirs=("book",)):
+        html = built_book / nb_path.relative_to(ROOT).with_suffix(".html")
+        assert html.exists(), f"{nb_path} was not built"
+
+
+def _html_pages(root: Path) -> list[Path]:
+    skip = {"_static", "_sources", "_images", "reports"}
+    return sorted(p for p in root.rglob("*.html") if not skip & set(p.relative_to(root).parts)
+                  and p.name not in {"genindex.html", "search.html"})
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("book")
+def test_no_solution_code_reaches_the_book(built_book):
+    text = "\n".join(p.read_text(encoding="utf-8") for p in _html_pages(built_book))
+    assert "BEGIN SOLUTION" not in text and "BEGIN HIDDEN TESTS" not in text
+    released = "\n".join(p.read_text() for p in (ROOT / "exercises").rglob("*.ipynb"))
+    for source in (ROOT / "solutions").rglob("*.ipynb"):
+        nb = nbformat.read(source, as_version=4)
+        for cell in nb.cells:
+            for block in re.findall(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", cell.source, re.S):
+                for line in block.splitlines():
+                    line = line.strip()
+                    if len(line) > 30 and line not in released:  # distinctive lines of the answer
+                        assert line not in text, f"{source.name}: solution line in the book: {line!r}"
+
+
+class _Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.hrefs, self.ids = [], set()
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if "id" in attrs:
+            self.ids.add(attrs["id"])
+        if tag == "a" and attrs.get("href"):
+            self.hrefs.append(attrs["href"])
+        if tag in ("img", "script") and attrs.get("src"):
+            self.hrefs.append(attrs["src"])
+        if tag == "link" and attrs.get("href"):
+            self.hrefs.append(attrs["href"])
+
+
+@functools.lru_cache(maxsize=None)
+def _parse(path: Path) -> _Links:
+    parser = _Links()
+    parser.feed(path.read_text(encoding="utf-8"))
+    return parser
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("book")
+def test_every_internal_link_resolves(built_book):
+    broken = []
+    for page in _html_pages(built_book):
+        for href in _parse(page).hrefs:
+            parts = urlsplit(href)
+            if parts.scheme or href.startswith("//"):
+                continue  # external: the launch buttons, the repository, papers
+            target = (page.parent / unquote(parts.path)).resolve() if parts.path else page
+            if target.is_dir():
+                target = target / "index.html"
+            if not target.exists():
+                broken.append(f"{page.relative_to(built_book)} -> {href}")
+            elif parts.fragment and target.suffix == ".html" and unquote(parts.fragment) not in _parse(target).ids:
+                broken.append(f"{page.relative_to(built_book)} -> {href} (no such anchor)")
+    assert not broken, "broken internal links:\n" + "\n".join(broken[:40])
+
+
+@pytest.fixture(scope="module")
+def served_book(built_book):
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(built_book))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.xdist_group("book")
+def test_every_page_in_chromium(built_book, served_book):
+    """No console errors, math typeset by MathJax, every image loaded, nothing fetched from outside."""
+    if CHROMIUM is None:
+        if IN_CI:
+            pytest.fail("Chromium is missing in CI: .ci/run installs Debian's chromium package")
+        pytest.skip("Chromium is not installed (apt-get install chromium); the browser test needs it")
+    from playwright.sync_api import sync_playwright
+
+    problems = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        for html in _html_pages(built_book):
+            rel = html.relative_to(built_book).as_posix()
+            errors = []
+            page = browser.new_page()
+            page.on("console", lambda m, errors=errors: m.type == "error" and errors.append(m.text))
+            page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
+            page.on("request", lambda r, errors=errors: (not r.url.startswith(served_book)
+                                                          and not r.url.startswith("data:")
+                                                          and errors.append(f"external request {r.url}")))
+            page.goto(f"{served_book}/{rel}", wait_until="load")
+            page.wait_for_function("() => !window.MathJax || (window.MathJax.startup && window.MathJax.startup.promise)")
+            page.evaluate("() => window.MathJax ? window.MathJax.startup.promise : null")
+            state = page.evaluate("""() => ({
+                math: document.querySelectorAll('.math').length,
+                typeset: document.querySelectorAll('mjx-container').length,
+                mathErrors: document.querySelectorAll('mjx-merror').length,
+                badImages: Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src),
+            })""")
+            if state["math"] and not state["typeset"]:
+                errors.append(f"{state['math']} math elements, none typeset by MathJax")
+            if state["mathErrors"]:
+                errors.append(f"{state['mathErrors']} MathJax errors")
+            if state["badImages"]:
+                errors.append(f"images that did not load: {state['badImages']}")
+            if errors:
+                problems.append(f"{rel}: " + "; ".join(errors))
+            page.close()
+        browser.close()
+    assert not problems, "\n".join(problems)
