@@ -183,6 +183,9 @@ async def _run_notebook(nb, scratch: Path, limits, kind: str, guard_config: dict
     km = SandboxedKernelManager(transport="ipc", ip=str(kernel_dir / "k"),
                                 connection_file=str(kernel_dir / "kernel.json"))
     km.prefix = _kernel_prefix(kind, scratch, limits, len(nb.cells))
+    # interrupt through the control channel: a SIGINT to the process group would also
+    # reach bubblewrap, which would take the kernel down with it
+    km.kernel_spec.interrupt_mode = "message"
     log_path = kernel_dir / "kernel.log"
     client = GradingClient(
         nb, km, guard_config=guard_config, output_chars=limits.output_chars,
@@ -194,11 +197,14 @@ async def _run_notebook(nb, scratch: Path, limits, kind: str, guard_config: dict
 
     status, detail = "graded", ""
     started = False
+    peak = [0]
+    watch = None
     with open(log_path, "wb") as log:
         try:
             await km.start_kernel(env=sandbox.kernel_env(scratch), cwd=str(scratch / "work"),
                                   stdout=log, stderr=log)
             started = True
+            watch = asyncio.ensure_future(_watch_memory(km, peak))
             await client.async_start_new_kernel_client()
             info = await client.async_wait_for_reply(client.kc.kernel_info())
             if info and "language_info" in info["content"]:
@@ -210,6 +216,8 @@ async def _run_notebook(nb, scratch: Path, limits, kind: str, guard_config: dict
                 if installed.get("errors"):
                     client.notes.append("guard: could not import " + "; ".join(installed["errors"]))
         except Exception as exc:  # the kernel never ran student code: the grader's problem
+            if watch is not None:
+                watch.cancel()
             await _shutdown(client, km, started)
             tail = log_path.read_bytes()[-2000:].decode(errors="replace")
             return "error", f"the kernel did not start: {exc!r} {tail}".strip(), client.notes
@@ -220,7 +228,7 @@ async def _run_notebook(nb, scratch: Path, limits, kind: str, guard_config: dict
                 cell = await client.async_execute_cell(cell, index, store_history=True)
             except DeadKernelError:
                 code = km.provisioner.process.poll() if km.provisioner and km.provisioner.process else None
-                status, detail = _death(code, log_path)
+                status, detail = _death(code, log_path, peak[0], limits.memory, kind)
                 _mark_not_run(nb, index, f"the kernel stopped ({detail}) before this cell finished")
                 break
             except CellTimeoutError:
@@ -232,7 +240,7 @@ async def _run_notebook(nb, scratch: Path, limits, kind: str, guard_config: dict
                 timed_out = True
             if not await km.is_alive():
                 code = km.provisioner.process.poll() if km.provisioner and km.provisioner.process else None
-                status, detail = _death(code, log_path)
+                status, detail = _death(code, log_path, peak[0], limits.memory, kind)
                 _mark_not_run(nb, index + 1, f"the kernel stopped ({detail}) before this cell ran")
                 break
         if status == "graded" and timed_out:
@@ -240,6 +248,7 @@ async def _run_notebook(nb, scratch: Path, limits, kind: str, guard_config: dict
         if status == "graded" and _memory_error(nb):
             status, detail = "memory", "a cell ran out of memory (MemoryError)"
         client.set_widgets_metadata() if client.widget_state else None
+        watch.cancel()
         await _shutdown(client, km, True)
     return status, detail, client.notes
 
@@ -261,12 +270,28 @@ async def _shutdown(client, km, started: bool):
             pass
 
 
-def _death(code, log_path: Path) -> tuple[str, str]:
+async def _watch_memory(km, peak: list) -> None:
+    """Record the largest address space of the kernel's process tree (sampled)."""
+    import psutil
+
+    while True:
+        try:
+            proc = psutil.Process(km.provisioner.process.pid)
+            total = max([p.memory_info().vms for p in [proc, *proc.children(recursive=True)]] or [0])
+            peak[0] = max(peak[0], total)
+        except Exception:  # noqa: BLE001 - the process is gone or not started yet
+            pass
+        await asyncio.sleep(0.1)
+
+
+def _death(code, log_path: Path, peak: int = 0, limit: int = 0, kind: str = "none") -> tuple[str, str]:
     tail = log_path.read_bytes()[-4000:].decode(errors="replace") if log_path.exists() else ""
-    if any(sign in tail for sign in MEMORY_SIGNS):
-        return "memory", "the kernel ran out of memory"
+    if any(sign in tail for sign in MEMORY_SIGNS) or (limit and peak >= 0.85 * limit):
+        return "memory", f"the kernel ran out of memory (limit {limit / 2**20:.0f} MiB)"
     if code is None:
         return "crashed", "the kernel died"
+    if kind == "bwrap" and code > 128:
+        code = -(code - 128)  # bubblewrap reports a child killed by signal N as 128 + N
     if code < 0:
         import signal
 

@@ -129,6 +129,8 @@ def bubblewrap_argv(scratch: Path, python: str = sys.executable, tmp_size: int =
     argv += ["--size", str(tmp_size), "--tmpfs", "/tmp"]
     scratch = str(scratch)
     argv += ["--bind", scratch, scratch]
+    # the sandbox's own root (where the mount points were made) becomes read-only too
+    argv += ["--remount-ro", "/"]
     argv += ["--chdir", os.path.join(scratch, "work"), "--"]
     return argv
 

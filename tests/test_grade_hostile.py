@@ -1,0 +1,126 @@
+"""The hostile corpus and honest submissions graded together in one batch.
+
+Every case of tests/grade_fixtures/hostile/cases.toml must end with its expected status,
+total and per-cell scores; the honest ones score exactly what their answers deserve; no
+request reaches the local server; nothing is written outside the scratch directories; no
+feedback shows a hidden test.
+"""
+
+from __future__ import annotations
+
+import http.server
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tamegrad.autograde import sandbox
+
+from .conftest import IN_CI
+from .grade_fixtures import build
+
+pytestmark = pytest.mark.slow
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    hits = 0
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802
+        self.server.hits += 1
+        body = b"def square(x):\n    return np.asarray(x, dtype=np.float64) ** 2\n"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    ok, why = sandbox.bubblewrap_works()
+    if not ok:
+        if IN_CI:
+            pytest.fail(f"CI must grade inside bubblewrap: {why}")
+        pytest.skip(f"bubblewrap does not work here ({why}); the corpus expects the sandbox")
+    tmp = tmp_path_factory.mktemp("hostile")
+    course = build.make_course(tmp / "course")
+    submitted = tmp / "incoming"
+    marker = Path("/tmp") / f"tamegrad-pwned-{uuid.uuid4().hex}"
+    server = _Server(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    values = {"port": server.server_address[1], "course": course, "submissions": submitted, "marker": marker}
+    answers, cases = build.cases()
+    release = build.release_notebook(course)
+    for case in cases:
+        build.write_case(case, answers, release, submitted, values)
+    try:
+        proc = build.grade(course, submitted, "--workers", "2", "--timeout", "6", "--memory-limit", "1500M",
+                           "--sandbox", "bwrap")
+    finally:
+        server.shutdown()
+    return {"proc": proc, "course": course, "cases": cases, "server": server, "marker": marker,
+            "submitted": submitted, "grades": build.read_grades(course / "grades.csv")}
+
+
+def test_the_batch_completes_with_exit_code_0(batch):
+    proc = batch["proc"]
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "tamegrad grade fx_square" in proc.stdout
+    assert "bubblewrap" in proc.stdout
+
+
+@pytest.mark.parametrize("index", range(len(build.cases()[1])), ids=[c["student"] for c in build.cases()[1]])
+def test_each_case_gets_its_expected_status_and_score(batch, index):
+    case = batch["cases"][index]
+    row = batch["grades"][case["student"]]
+    assert row["status"] == case["status"], (case["about"], row)
+    assert float(row["score"]) == case["score"], (case["about"], row)
+    assert float(row["max_score"]) == 5.0
+    for gid, expected in case.get("cells", {}).items():
+        assert float(row[f"fx_square/{gid}"]) == expected, (case["about"], gid, row)
+
+
+def test_no_request_reached_the_local_server(batch):
+    assert batch["server"].hits == 0
+
+
+def test_nothing_was_written_outside_the_scratch_directories(batch):
+    course, submitted = batch["course"], batch["submitted"]
+    assert not batch["marker"].exists()
+    assert not (course / "PWNED.txt").exists()
+    assert not (course / "solutions" / "fx_square" / "PWNED.txt").exists()
+    assert not Path("/PWNED.txt").exists()
+    # the other student's submission is untouched (it still scores full marks, and is a notebook)
+    import nbformat
+
+    nbformat.read(submitted / "honest_full" / "fx_square" / "fx_square.ipynb", as_version=4)
+
+
+def test_tampering_is_reported_for_the_instructor(batch):
+    for student in ("patched_in_call", "patcher_thread"):
+        assert "tampering" in batch["grades"][student]["notes"], batch["grades"][student]
+    assert batch["grades"]["honest_full"]["notes"] == ""
+
+
+def test_feedback_never_shows_hidden_tests(batch):
+    feedback = sorted((batch["course"] / "feedback").rglob("*.html"))
+    graded = [s for s, r in batch["grades"].items() if r["status"] not in ("missing", "invalid")]
+    assert len(feedback) == len(graded)
+    for html in feedback:
+        text = html.read_text()
+        assert "HIDDEN-MARKER" not in text and "hidden_x" not in text and "hidden_z" not in text, html
+    # while the autograded notebooks, for the instructor, keep them
+    assert "HIDDEN-MARKER-SQUARE" in (batch["course"] / "autograded" / "honest_full" / "fx_square" /
+                                      "fx_square.ipynb").read_text()
+
+
+def test_huge_output_is_capped(batch):
+    path = batch["course"] / "autograded" / "huge_output" / "fx_square" / "fx_square.ipynb"
+    assert path.stat().st_size < 5_000_000
+    assert "truncated" in path.read_text()
