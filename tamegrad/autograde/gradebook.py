@@ -33,6 +33,23 @@ def load_config(root: Path):
     return cfg
 
 
+def normalise_db_url(url: str) -> str:
+    """``postgresql://`` with the driver that is installed.
+
+    SQLAlchemy 2.1 reads a bare ``postgresql://`` as psycopg 3; the course pins
+    psycopg2-binary. An explicit driver (``postgresql+psycopg://``) is kept as given.
+    """
+    import importlib.util
+
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            rest = url[len(prefix):]
+            if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
+                return "postgresql+psycopg2://" + rest
+            return "postgresql://" + rest
+    return url
+
+
 def course_directory(root: Path, config, *, db_url: str | None, submitted: Path, out: Path):
     """nbgrader's CourseDirectory with our folders: submissions in, results under ``out``."""
     from nbgrader.coursedir import CourseDirectory
@@ -40,7 +57,7 @@ def course_directory(root: Path, config, *, db_url: str | None, submitted: Path,
     cd = CourseDirectory(config=config)
     cd.root = str(root)
     if db_url:
-        cd.db_url = db_url
+        cd.db_url = normalise_db_url(db_url)
     elif "db_url" not in config.get("CourseDirectory", {}):
         cd.db_url = f"sqlite:///{root / 'gradebook.db'}"
     cd.submitted_directory = str(submitted.resolve())

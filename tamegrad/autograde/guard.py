@@ -277,9 +277,25 @@ class _Snapshot:
         return rebound
 
     def foreign_threads(self):
-        alive = {t.ident: t.name for t in threading.enumerate() if t.is_alive()}
-        idents = set(alive) | set(sys._current_frames())
-        return sorted(alive.get(i, str(i)) for i in idents - self.threads)
+        """Threads started since the snapshot that run student code (a frame outside the
+        Python installation); threads of the kernel's own libraries do not count."""
+        frames = sys._current_frames()
+        names = {t.ident: t.name for t in threading.enumerate()}
+        found = []
+        for ident, frame in frames.items():
+            if ident in self.threads or ident == threading.get_ident():
+                continue
+            f, student = frame, False
+            while f is not None:
+                filename = f.f_code.co_filename
+                real = os.path.realpath(filename) if filename.startswith("/") else ""
+                if not any(real.startswith(root + "/") for root in _TRUSTED_ROOTS):
+                    student = True
+                    break
+                f = f.f_back
+            if student:
+                found.append(names.get(ident, str(ident)))
+        return sorted(found)
 
 
 def install(config):

@@ -1,0 +1,133 @@
+"""Grading throughput: sequential `nbgrader autograde` against `tamegrad grade`.
+
+    .venv/bin/python benchmarks/bench_grading.py [--assignment ex06_clipping] [--n 40]
+
+In one run, on a copy of the course in a temporary folder:
+
+1. the same N submissions (half the solution notebook, half the untouched student
+   version) graded by sequential ``nbgrader autograde`` and by ``tamegrad grade
+   --workers 2`` (sandbox and guard on): wall times and the throughput ratio;
+2. the cost per submission of ``tamegrad grade --workers 1``, as the marginal cost
+   (T(2k) - T(k)) / k, so that start-up (Dask, imports) is not counted, against the
+   floor: a bare nbclient execution of the same notebook (kernel start plus the
+   notebook's own work), median of k runs over the same solved/blank mix.
+
+Goals on a 2-core machine: throughput ratio >= 1.7 with 2 workers; per-submission
+ratio <= 1.3 with 1 worker. Prints medians and ratios; the numbers are not asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def env():
+    e = dict(os.environ)
+    e["PATH"] = f"{BIN}{os.pathsep}{e.get('PATH', '')}"
+    return e
+
+
+def make_course(dest: Path, assignment: str) -> Path:
+    dest.mkdir(parents=True)
+    shutil.copy(REPO / "nbgrader_config.py", dest / "nbgrader_config.py")
+    shutil.copytree(REPO / "solutions" / assignment, dest / "solutions" / assignment)
+    subprocess.run([str(BIN / "nbgrader"), "generate_assignment", assignment, "--force"], cwd=dest, env=env(),
+                   check=True, capture_output=True)
+    return dest
+
+
+def add_submissions(course: Path, assignment: str, n: int, folder: str = "submitted") -> None:
+    solution = course / "solutions" / assignment / f"{assignment}.ipynb"
+    release = course / "exercises" / assignment / f"{assignment}.ipynb"
+    for i in range(n):
+        d = course / folder / f"student{i:03d}" / assignment
+        d.mkdir(parents=True, exist_ok=True)
+        shutil.copy(solution if i % 2 == 0 else release, d / f"{assignment}.ipynb")
+
+
+def timed(cmd, cwd) -> float:
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, env=env(), capture_output=True, text=True)
+    elapsed = time.perf_counter() - t
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(map(str, cmd))} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    return elapsed
+
+
+def bare_nbclient(notebooks: list[Path], runs: int) -> list[float]:
+    """Execute the notebooks in turn (the same mix as the submissions) with nbclient."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    times = []
+    for i in range(runs):
+        notebook = notebooks[i % len(notebooks)]
+        nb = nbformat.read(notebook, as_version=4)
+        t = time.perf_counter()
+        NotebookClient(nb, timeout=600, allow_errors=True, kernel_name="python3",
+                       resources={"metadata": {"path": str(notebook.parent)}}).execute()
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--assignment", default="ex06_clipping")
+    parser.add_argument("--n", type=int, default=40)
+    parser.add_argument("--k", type=int, default=8, help="submissions per step of the 1-worker marginal cost")
+    args = parser.parse_args()
+    a = args.assignment
+    if not (REPO / "solutions" / a).is_dir():
+        sys.exit(f"solutions/{a} does not exist")
+    tmp = Path(tempfile.mkdtemp(prefix="bench-grading-"))
+    try:
+        base = make_course(tmp / "base", a)
+        print(f"{a}: {args.n} submissions (half solved, half blank), {os.cpu_count()} cores")
+
+        seq = tmp / "sequential"
+        shutil.copytree(base, seq)
+        add_submissions(seq, a, args.n)
+        t_seq = timed([BIN / "nbgrader", "autograde", a], seq)
+
+        par = tmp / "parallel"
+        shutil.copytree(base, par)
+        add_submissions(par, a, args.n)
+        t_par = timed([BIN / "tamegrad", "grade", a, "--submissions", "submitted", "--workers", "2",
+                       "--no-progress"], par)
+        print(f"  nbgrader autograde (sequential): {t_seq:7.1f} s  {args.n / t_seq:.3f} submissions/s")
+        print(f"  tamegrad grade --workers 2:      {t_par:7.1f} s  {args.n / t_par:.3f} submissions/s")
+        print(f"  throughput ratio: {t_seq / t_par:.2f}x (goal >= 1.7x)")
+
+        k = args.k
+        runs = {}
+        for m in (k, 2 * k):
+            c = tmp / f"one-{m}"
+            shutil.copytree(base, c)
+            add_submissions(c, a, m)
+            runs[m] = timed([BIN / "tamegrad", "grade", a, "--submissions", "submitted", "--workers", "1",
+                             "--no-progress"], c)
+        marginal = (runs[2 * k] - runs[k]) / k
+        floor = bare_nbclient([base / "solutions" / a / f"{a}.ipynb", base / "exercises" / a / f"{a}.ipynb"], k)
+        floor_med = statistics.median(floor)
+        print(f"  tamegrad grade --workers 1: {k} in {runs[k]:.1f} s, {2 * k} in {runs[2 * k]:.1f} s; "
+              f"marginal cost {marginal:.2f} s per submission")
+        print(f"  bare nbclient execution (kernel start + notebook), median of {k}: {floor_med:.2f} s "
+              f"(min {min(floor):.2f}, max {max(floor):.2f})")
+        print(f"  per-submission ratio: {marginal / floor_med:.2f}x (goal <= 1.3x)")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
