@@ -3,6 +3,7 @@
     python -m tamegrad.course sync    # rewrite each notebook's Colab cell from _config.yml
     python -m tamegrad.course strip   # remove outputs and execution counts
     python -m tamegrad.course check   # fail if any notebook is out of date on either count
+    python -m tamegrad.course release # regenerate exercises/ from solutions/ with nbgrader
 
 The Colab cell is the first code cell of every book page and exercise. It installs
 ``tamegrad`` from ``repository.url`` in ``_config.yml`` (the one setting behind the
@@ -11,7 +12,10 @@ launch buttons too) when it runs on Colab, and does nothing anywhere else.
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -103,6 +107,41 @@ def problems(root: Path = ROOT) -> list[str]:
     return found
 
 
+def assignments(root: Path = ROOT) -> list[str]:
+    """The assignments: folders of ``solutions/`` that hold a notebook."""
+    source = root / "solutions"
+    return sorted(p.name for p in source.iterdir() if p.is_dir() and any(p.glob("*.ipynb"))) if source.is_dir() else []
+
+
+def nbgrader_env() -> dict[str, str]:
+    """The environment for nbgrader commands: this interpreter's scripts first on PATH
+    (nbgrader runs ``alembic`` as a subprocess when it touches a gradebook)."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return env
+
+
+def release(root: Path = ROOT) -> list[Path]:
+    """Regenerate ``exercises/`` (student versions) from ``solutions/`` with nbgrader.
+
+    Runs ``nbgrader generate_assignment <name> --force --no-db`` in ``root`` for every
+    assignment (``nbgrader_config.py`` there names the two folders), so no gradebook is
+    written, and removes released folders whose source no longer exists. Returns the
+    released assignment folders.
+    """
+    names = assignments(root)
+    for name in names:
+        subprocess.run(
+            [sys.executable, "-m", "nbgrader", "generate_assignment", name, "--force", "--no-db", "--log-level=ERROR"],
+            cwd=root, env=nbgrader_env(), check=True,
+        )
+    released = root / "exercises"
+    for folder in sorted(released.iterdir()) if released.is_dir() else []:
+        if folder.is_dir() and folder.name not in names:
+            shutil.rmtree(folder)
+    return [released / name for name in names]
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     command = argv[0] if argv else "check"
@@ -112,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         changed = [p for p in notebooks(dirs=("book", "solutions")) if sync(p, url)]
     elif command == "strip":
         changed = [p for p in notebooks() if strip(p)]
+    elif command == "release":
+        changed = release()
     elif command == "check":
         found = problems()
         print("\n".join(found) or "every notebook is stripped and has the current Colab cell")

@@ -1,0 +1,32 @@
+"""nbgrader configuration of *Taming Gradients* (read by every nbgrader command run
+from the repository root, by ``make lab`` and by ``python -m tamegrad.course release``).
+
+    solutions/<assignment>/<assignment>.ipynb   the source: solutions and hidden tests
+    exercises/<assignment>/<assignment>.ipynb   the student version (generated: `make release`)
+    submitted/<student>/<assignment>/           submissions (nbgrader's default, git-ignored)
+    autograded/, feedback/, gradebook.db        nbgrader's defaults (git-ignored)
+"""
+
+import os
+
+c = get_config()  # noqa: F821 (defined by traitlets when nbgrader loads this file)
+
+c.CourseDirectory.course_id = "taming-gradients"
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "exercises"
+
+# nbgrader's default stub, stated here because the course relies on it: a blank
+# release raises NotImplementedError in every answer cell and scores zero.
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+
+# Seconds per cell when autograding (nbgrader's default is 30); every solution
+# notebook runs in well under 20 s in total.
+c.Execute.timeout = 120
+
+# The exchange behind `nbgrader release_assignment`, `collect` and JupyterLab's
+# Assignments tab. nbgrader's default, /srv/nbgrader/exchange, suits a shared
+# JupyterHub (set NBGRADER_EXCHANGE to it there); for one person trying the workflow
+# with `make lab` a folder in the home directory needs no administrator rights.
+c.Exchange.root = os.environ.get(
+    "NBGRADER_EXCHANGE", os.path.join(os.path.expanduser("~"), ".local", "share", "taming-gradients", "exchange")
+)
