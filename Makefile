@@ -19,8 +19,8 @@ $(READY): requirements.txt constraints.txt pyproject.toml
 
 setup: $(READY)  ## create or refresh the virtual environment
 
-book: $(READY)  ## execute every chapter and build the HTML book (warnings are errors)
-	$(BIN)/jupyter-book build . -W --keep-going
+book: $(READY)  ## execute every chapter (in parallel) and build the HTML book (warnings are errors)
+	$(BIN)/python -m tamegrad.book
 	@echo "Open $(CURDIR)/$(BUILD)/index.html"
 
 test: $(READY)  ## the whole test suite (builds the book on the way)
