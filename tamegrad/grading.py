@@ -53,7 +53,6 @@ _zeros_like = np.zeros_like
 _ndindex = np.ndindex
 _sum = np.sum
 _default_rng = np.random.default_rng
-_ndarray = np.ndarray
 _unravel_index = np.unravel_index
 
 # --- tolerances, stated once ------------------------------------------------
@@ -142,6 +141,7 @@ def _describe_inputs(inputs) -> str:
 
 def _fail(what: str, *, inputs=None, expected=None, source: str = "", got=None, error: float | None = None,
           tol: float | None = None, hint: str = "", detail: str = "", note: str = "") -> None:
+    __tracebackhide__ = True  # IPython and pytest show the test's line, not this helper's
     lines = [f"{what}: wrong.", ""]
     if detail:
         lines += [detail, ""]
@@ -164,6 +164,7 @@ def _fail(what: str, *, inputs=None, expected=None, source: str = "", got=None, 
 def check_close(got, expected, *, what: str, source: str, inputs=None, hint: str = "", tol: float = TOL) -> None:
     """Pass if ``got`` has the shape of ``expected``, the same NaN and +/-inf entries,
     and ``rel_error(got, expected) <= tol`` on the rest."""
+    __tracebackhide__ = True  # IPython and pytest show the test's line, not this helper's
     if got is None:
         _fail(what, inputs=inputs, expected=expected, source=source, got=None, hint=hint,
               detail="Your function returned None: did you forget a `return`?")
@@ -200,6 +201,7 @@ def check_close(got, expected, *, what: str, source: str, inputs=None, hint: str
 def check(condition: bool, *, what: str, expected: str, got, source: str = "", inputs=None, hint: str = "") -> None:
     """Pass if ``condition`` is true; otherwise fail with the given description
     (for behaviour: "the loss fell below 0.1", "the run was flagged as diverged")."""
+    __tracebackhide__ = True  # IPython and pytest show the test's line, not this helper's
     if not condition:
         _fail(what, inputs=inputs, expected=expected, source=source, got=got, hint=hint)
 
@@ -207,6 +209,7 @@ def check(condition: bool, *, what: str, expected: str, got, source: str = "", i
 def check_raises(fn: Callable, args: Sequence = (), kwargs: dict | None = None, *, exception=Exception,
                  what: str, inputs=None, hint: str = "") -> BaseException:
     """Pass if ``fn(*args, **kwargs)`` raises ``exception``; returns the exception."""
+    __tracebackhide__ = True  # IPython and pytest show the test's line, not this helper's
     try:
         result = fn(*args, **(kwargs or {}))
     except exception as err:
@@ -219,6 +222,7 @@ def call_quietly(fn: Callable, *args, what: str, hint: str = "", **kwargs):
     """``fn(*args, **kwargs)`` with floating-point overflow, division by zero and
     invalid operations turned into failures (numpy would only print a warning):
     a numerically stable function computes its answer without any of them."""
+    __tracebackhide__ = True  # IPython and pytest show the test's line, not this helper's
     try:
         with _errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
             return fn(*args, **kwargs)
@@ -287,6 +291,7 @@ def check_gradient(got, forward: Callable[..., Tensor], inputs: Sequence, *, ups
     another, so a disagreement among them is reported as a fault of the course.
     Returns the autodiff gradients.
     """
+    __tracebackhide__ = True  # IPython and pytest show the test's line, not this helper's
     wrt = list(range(len(inputs))) if wrt is None else list(wrt)
     names = list(names) if names is not None else [f"dL/d input {i}" for i in wrt]
     input_names = list(input_names) if input_names is not None else [f"input {i}" for i in range(len(inputs))]
@@ -389,6 +394,7 @@ def check_not_autodiff(fn: Callable, *, allow: Iterable[str] = (), forbid: Itera
     (AST) and code object, follows the notebook functions it calls, and resolves
     global names to their modules. ``allow`` removes names from the banned set
     (e.g. ``grad`` when the exercise works on ``p.grad``)."""
+    __tracebackhide__ = True  # IPython and pytest show the test's line, not this helper's
     found = shortcuts(fn, allow=allow, forbid=forbid, modules=modules)
     if found:
         name = getattr(fn, "__name__", repr(fn))

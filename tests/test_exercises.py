@@ -275,9 +275,48 @@ def test_the_mutant_catalogue_covers_every_graded_cell():
         assert lost == graded, f"{a}: no mutant loses {sorted(graded - lost)}"
 
 
+def test_the_exercises_page_lists_every_assignment_with_its_points_and_colab_link():
+    page = (ROOT / "book" / "exercises.md").read_text(encoding="utf-8")
+    url = course.repository_url(ROOT / "_config.yml").removeprefix("https://github.com/").removesuffix(".git")
+    branch = re.search(r"^\s+branch:\s*(\S+)", (ROOT / "_config.yml").read_text(), re.MULTILINE).group(1)
+    for a in ASSIGNMENTS:
+        row = next((line for line in page.splitlines() if f"</exercises/{a}/{a}>`" in line), None)
+        assert row, f"book/exercises.md has no row for {a}"
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        total = sum(meta(c)["points"] for c in graded_cells(read(source_path(a))))
+        assert cells[3] == str(total), f"{a}: the page says {cells[3]} points, the notebook {total}"
+        colab = f"https://colab.research.google.com/github/{url}/blob/{branch}/exercises/{a}/{a}.ipynb"
+        assert f"({colab})" in cells[4], f"{a}: the Colab link should be {colab}"
+
+
+def test_the_failure_message_quoted_in_the_book_is_real():
+    """book/exercises.md quotes a failure message; it must be what tamegrad.grading prints."""
+    import numpy as np
+
+    from tamegrad import grading as gr
+
+    x = np.array([-1.0, 0.0, 2.0])
+    g = gr.upstream(x.shape, seed=0)
+    s = 1 / (1 + np.exp(-x))
+    with pytest.raises(AssertionError) as failure:
+        gr.check_gradient(s * (1 - s), lambda t: 1 / (1 + (-t).exp()), [x], upstream=g, input_names=["x"],
+                          names=["dL/dx"], what="sigmoid_backward(x, grad_out)",
+                          hint="sigma'(x) = sigma(x) (1 - sigma(x)), times grad_out.")
+    page = (ROOT / "book" / "exercises.md").read_text(encoding="utf-8")
+    quoted = page.split("```text\n", 1)[1].split("```", 1)[0]
+    assert quoted.strip() == str(failure.value).strip()
+
+
 # --------------------------------------------------------------- slow checks
+def per_course(assignments):
+    """Parameters that keep every test of one assignment on one xdist worker, where the
+    module-scoped `graded` fixture grades its course directory once; two workers grade
+    two assignments at a time."""
+    return [pytest.param(a, marks=pytest.mark.xdist_group(f"nbgrader-{a}")) for a in assignments]
+
+
 @pytest.mark.slow
-@pytest.mark.xdist_group("nbgrader")
+@pytest.mark.xdist_group("nbgrader-release")
 def test_release_reproduces_the_committed_exercises(tmp_path):
     """`python -m tamegrad.course release` in a copy of the course regenerates exercises/ byte
     for byte: nbgrader's checksums are digests of the cell sources, cell ids come from the
@@ -312,12 +351,16 @@ def graded(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("nbgrader")
-@pytest.mark.parametrize("a", ASSIGNMENTS)
+@pytest.mark.parametrize("a", per_course(ASSIGNMENTS))
 def test_autograding_solution_full_blank_zero_each_mutant_exactly_its_cells(a, graded):
     _, scores = graded(a)
     table = {student: {cell: s for cell, (s, _) in cells.items()} for student, cells in scores.items()}
     maximum = {cell: mx for cell, (_, mx) in scores["solution"].items()}
+    print(f"\n{a}: " + "  ".join(f"{cell} /{mx:g}" for cell, mx in maximum.items()))  # shown with -s or -rP
+    for student in ["solution", "blank"] + [m.name for m in for_assignment(a)]:
+        row = table.get(student, {})
+        print(f"  {student:40s}" + "".join(f"{row.get(cell, float('nan')):>8g}" for cell in maximum)
+              + f"   total {sum(row.values()):g}/{sum(maximum.values()):g}")
     problems = []
     if table["solution"] != maximum:
         problems.append(f"solution: {table['solution']} (expected full marks {maximum})")
@@ -331,9 +374,8 @@ def test_autograding_solution_full_blank_zero_each_mutant_exactly_its_cells(a, g
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("nbgrader")
-def test_feedback_teaches_and_grades_export_to_csv(graded):
-    a = FEEDBACK_ASSIGNMENT
+@pytest.mark.parametrize("a", per_course([FEEDBACK_ASSIGNMENT]))
+def test_feedback_teaches_and_grades_export_to_csv(a, graded):
     course_dir, scores = graded(a)
     nbgrader(course_dir, "generate_feedback", a, "--force")
     mutant = next(m for m in for_assignment(a) if "task4_tests" in m.loses)
