@@ -23,6 +23,7 @@ book: $(READY)  ## execute every chapter (in parallel) and build the HTML book (
 	$(BIN)/python -m tamegrad.book
 	@echo "Open $(CURDIR)/$(BUILD)/index.html"
 
+test: export OPENBLAS_NUM_THREADS = 1
 test: $(READY)  ## the whole test suite (builds the book on the way)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 

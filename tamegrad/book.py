@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,8 @@ def cache_path(path_output: Path) -> Path:
 
 def execute_in_parallel(path_output: Path = ROOT, root: Path = ROOT) -> list[str]:
     """Execute every book notebook whose code is not cached yet; return those that failed."""
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")  # one kernel per core: BLAS threads would only contend
     from jupyter_cache import get_cache
     from jupyter_cache.executors import load_executor
 

@@ -55,10 +55,12 @@ def test_every_page_executes_without_error(built_book):
         assert html.exists(), f"{nb_path} was not built"
 
 
-def _html_pages(root: Path) -> list[Path]:
+def _html_pages(root: Path, redirects: bool = True) -> list[Path]:
+    """The book's pages; with ``redirects=False`` without the pages that only redirect."""
     skip = {"_static", "_sources", "_images", "reports"}
-    return sorted(p for p in root.rglob("*.html") if not skip & set(p.relative_to(root).parts)
-                  and p.name not in {"genindex.html", "search.html"})
+    pages = sorted(p for p in root.rglob("*.html") if not skip & set(p.relative_to(root).parts)
+                   and p.name not in {"genindex.html", "search.html"})
+    return pages if redirects else [p for p in pages if not _parse(p).redirect]
 
 
 @pytest.mark.slow
@@ -80,7 +82,7 @@ def test_no_solution_code_reaches_the_book(built_book):
 class _Links(HTMLParser):
     def __init__(self):
         super().__init__()
-        self.hrefs, self.ids = [], set()
+        self.hrefs, self.ids, self.redirect = [], set(), None
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
@@ -92,6 +94,9 @@ class _Links(HTMLParser):
             self.hrefs.append(attrs["src"])
         if tag == "link" and attrs.get("href"):
             self.hrefs.append(attrs["href"])
+        if tag == "meta" and (attrs.get("http-equiv") or "").lower() == "refresh":
+            self.redirect = (attrs.get("content") or "").partition("url=")[2]
+            self.hrefs.append(self.redirect)
 
 
 @functools.lru_cache(maxsize=None)
@@ -120,11 +125,19 @@ def test_every_internal_link_resolves(built_book):
     assert not broken, "broken internal links:\n" + "\n".join(broken[:40])
 
 
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+class _QuietServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        pass  # a page closed while an asset was still being sent
+
+
 @pytest.fixture(scope="module")
 def served_book(built_book):
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(built_book))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = _QuietServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(built_book)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -145,18 +158,21 @@ def test_every_page_in_chromium(built_book, served_book):
     problems = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        for html in _html_pages(built_book):
+        for html in _html_pages(built_book, redirects=False):
             rel = html.relative_to(built_book).as_posix()
             errors = []
             page = browser.new_page()
             page.on("console", lambda m, errors=errors: m.type == "error" and errors.append(m.text))
             page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
+            page.on("response", lambda r, errors=errors: r.status >= 400 and errors.append(f"HTTP {r.status} for {r.url}"))
             page.on("request", lambda r, errors=errors: (not r.url.startswith(served_book)
                                                           and not r.url.startswith("data:")
                                                           and errors.append(f"external request {r.url}")))
             page.goto(f"{served_book}/{rel}", wait_until="load")
-            page.wait_for_function("() => !window.MathJax || (window.MathJax.startup && window.MathJax.startup.promise)")
-            page.evaluate("() => window.MathJax ? window.MathJax.startup.promise : null")
+            page.wait_for_function("""() => !document.querySelector('script[src*="mathjax"]')
+                || (window.MathJax && window.MathJax.startup && window.MathJax.startup.promise)""")
+            page.evaluate("""async () => { if (document.querySelector('script[src*="mathjax"]'))
+                await window.MathJax.startup.promise; }""")
             state = page.evaluate("""() => ({
                 math: document.querySelectorAll('.math').length,
                 typeset: document.querySelectorAll('mjx-container').length,
