@@ -43,7 +43,7 @@ def clip_grad_norm(parameters, max_norm: float, norm_type: float = 2.0, error_if
         total = float(sum(np.sum(np.abs(p.grad) ** norm_type) for p in params) ** (1.0 / norm_type))
     if error_if_nonfinite and not math.isfinite(total):
         raise RuntimeError(f"the total norm of order {norm_type} of the gradients is non-finite ({total})")
-    scale = min(1.0, max_norm / (total + EPS))
+    scale = float(np.minimum(1.0, max_norm / (total + EPS)))  # NaN stays NaN, as torch's clamp
     for p in params:
         p.grad *= scale
     return total

@@ -82,6 +82,17 @@ def test_clip_grad_norm_at_the_threshold_uses_torchs_epsilon():
     np.testing.assert_allclose(p.grad, np.array([3.0, 4.0]) * 5 / (5 + 1e-6), rtol=1e-15)
 
 
+def test_clip_grad_norm_nan_spreads_as_in_torch():
+    ours = tg.Tensor(np.zeros(2), requires_grad=True)
+    ours.grad = np.array([np.nan, 1.0])
+    theirs = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    theirs.grad = torch.tensor([np.nan, 1.0], dtype=torch.float64)
+    total = tg.clip_grad_norm([ours], 1.0)
+    expected = torch.nn.utils.clip_grad_norm_([theirs], 1.0)
+    assert np.isnan(total) and torch.isnan(expected)
+    np.testing.assert_array_equal(np.isnan(ours.grad), torch.isnan(theirs.grad).numpy())
+
+
 def test_clip_grad_norm_non_finite():
     p = tg.Tensor(np.zeros(2), requires_grad=True)
     p.grad = np.array([np.inf, 1.0])
