@@ -16,7 +16,8 @@ import pytest
 
 from .grade_fixtures import build
 
-pytestmark = pytest.mark.slow
+# one worker runs the whole module: its tests share (and build on) one course folder
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("grade-course")]
 
 CANDIDATES = ("ex06_clipping", "ex01_gradient_descent")
 PATCH = """

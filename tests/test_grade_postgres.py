@@ -22,7 +22,8 @@ import pytest
 from .conftest import IN_CI
 from .grade_fixtures import build
 
-pytestmark = pytest.mark.slow
+# one worker runs the whole module: its tests share (and build on) one course folder
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("grade-postgres")]
 
 
 def _bindir():
