@@ -25,10 +25,10 @@ book: $(READY)  ## execute every chapter (in parallel) and build the HTML book (
 
 test: export OPENBLAS_NUM_THREADS = 1
 test: $(READY)  ## the whole test suite (builds the book on the way)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -n 2 --dist loadfile  # a file's tests share one worker (and its fixtures)
 
 test-fast: $(READY)  ## the tests that do not build the book or grade many notebooks
-	$(BIN)/python -m pytest -n 2 -m "not slow"
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not slow"
 
 lab: $(READY)  ## JupyterLab with nbgrader's assignment list, validate button and formgrader
 	$(BIN)/jupyter lab

@@ -47,7 +47,6 @@ def built_book() -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("book")
 def test_every_page_executes_without_error(built_book):
     reports = list((built_book / "reports").glob("**/*.log")) if (built_book / "reports").exists() else []
     assert not reports, f"notebooks failed to execute: {[r.name for r in reports]}"
@@ -66,7 +65,6 @@ def _html_pages(root: Path, redirects: bool = True) -> list[Path]:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("book")
 def test_no_solution_code_reaches_the_book(built_book):
     text = "\n".join(p.read_text(encoding="utf-8") for p in _html_pages(built_book))
     assert "BEGIN SOLUTION" not in text and "BEGIN HIDDEN TESTS" not in text
@@ -108,7 +106,6 @@ def _parse(path: Path) -> _Links:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("book")
 def test_every_internal_link_resolves(built_book):
     broken = []
     for page in _html_pages(built_book):
@@ -147,7 +144,6 @@ def served_book(built_book):
 
 @pytest.mark.slow
 @pytest.mark.browser
-@pytest.mark.xdist_group("book")
 def test_every_page_in_chromium(built_book, served_book):
     """No console errors, math typeset by MathJax, every image loaded, nothing fetched from outside."""
     if CHROMIUM is None:

@@ -309,14 +309,12 @@ def test_the_failure_message_quoted_in_the_book_is_real():
 
 # --------------------------------------------------------------- slow checks
 def per_course(assignments):
-    """Parameters that keep every test of one assignment on one xdist worker, where the
-    module-scoped `graded` fixture grades its course directory once; two workers grade
-    two assignments at a time."""
-    return [pytest.param(a, marks=pytest.mark.xdist_group(f"nbgrader-{a}")) for a in assignments]
+    """One parameter per assignment. `make test` runs a file's tests on one worker
+    (--dist loadfile), where the module-scoped `graded` fixture grades each course once."""
+    return [pytest.param(a, id=a) for a in assignments]
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("nbgrader-release")
 def test_release_reproduces_the_committed_exercises(tmp_path):
     """`python -m tamegrad.course release` in a copy of the course regenerates exercises/ byte
     for byte: nbgrader's checksums are digests of the cell sources, cell ids come from the

@@ -16,8 +16,7 @@ import pytest
 
 from .grade_fixtures import build
 
-# one worker runs the whole module: its tests share (and build on) one course folder
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("grade-course")]
+pytestmark = pytest.mark.slow
 
 CANDIDATES = ("ex06_clipping", "ex01_gradient_descent")
 PATCH = """

@@ -20,8 +20,7 @@ from tamegrad.autograde import sandbox
 from .conftest import IN_CI
 from .grade_fixtures import build
 
-# one worker runs the whole module: its tests share (and build on) one course folder
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("grade-hostile")]
+pytestmark = pytest.mark.slow
 
 
 class _Server(http.server.ThreadingHTTPServer):

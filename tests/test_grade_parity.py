@@ -9,8 +9,7 @@ import pytest
 
 from .grade_fixtures import build
 
-# one worker runs the whole module: its tests share (and build on) one course folder
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("grade-parity")]
+pytestmark = pytest.mark.slow
 
 SQUARE_OK = "def square(x):\n    return np.asarray(x, dtype=np.float64) ** 2"
 SQUARE_BAD = "def square(x):\n    return np.asarray(x, dtype=np.float64) * 2"

@@ -22,8 +22,7 @@ import pytest
 from .conftest import IN_CI
 from .grade_fixtures import build
 
-# one worker runs the whole module: its tests share (and build on) one course folder
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("grade-postgres")]
+pytestmark = pytest.mark.slow
 
 
 def _bindir():

@@ -109,6 +109,10 @@ def bubblewrap_argv(scratch: Path, python: str = sys.executable, tmp_size: int =
     argv = [bubblewrap_path() or "bwrap", "--unshare-all", "--die-with-parent"]
     # become nobody inside (works both as root and as an ordinary user with user namespaces)
     argv += ["--unshare-user", "--uid", "65534", "--gid", "65534", "--disable-userns"]
+    # a small private /tmp (thrown away with the sandbox) first: the binds below are
+    # mounted over it, so a virtual environment or scratch directory under the host's
+    # /tmp stays visible
+    argv += ["--size", str(tmp_size), "--tmpfs", "/tmp"]
     for d in SYSTEM_DIRS:
         if os.path.islink(d):
             argv += ["--symlink", os.readlink(d), d]
@@ -124,9 +128,6 @@ def bubblewrap_argv(scratch: Path, python: str = sys.executable, tmp_size: int =
     if not any(venv == p or venv.startswith(p + "/") for p in python_layout(python)):
         argv += ["--ro-bind", venv, venv]
     argv += ["--proc", "/proc", "--dev", "/dev"]
-    # a small private /tmp (thrown away with the sandbox), then the scratch directory,
-    # which may itself lie under the host's /tmp
-    argv += ["--size", str(tmp_size), "--tmpfs", "/tmp"]
     scratch = str(scratch)
     argv += ["--bind", scratch, scratch]
     # the sandbox's own root (where the mount points were made) becomes read-only too
