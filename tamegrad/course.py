@@ -1,7 +1,7 @@
 """Course maintenance: the Colab cell of every notebook, and output stripping.
 
-    python -m tamegrad.course sync    # rewrite each notebook's Colab cell from _config.yml
-    python -m tamegrad.course strip   # remove outputs and execution counts
+    python -m tamegrad.course sync [NOTEBOOK ...]   # rewrite the Colab cell from _config.yml
+    python -m tamegrad.course strip [NOTEBOOK ...]  # remove outputs and execution counts
     python -m tamegrad.course check   # fail if any notebook is out of date on either count
     python -m tamegrad.course release # regenerate exercises/ from solutions/ with nbgrader
 
@@ -145,12 +145,14 @@ def release(root: Path = ROOT) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     command = argv[0] if argv else "check"
+    # sync and strip take optional notebook paths; by default every notebook
+    chosen = [Path(a).resolve() for a in argv[1:]]
     if command == "sync":
         url = repository_url()
         # exercises/ is generated from solutions/ by nbgrader: sync the sources, then release
-        changed = [p for p in notebooks(dirs=("book", "solutions")) if sync(p, url)]
+        changed = [p for p in chosen or notebooks(dirs=("book", "solutions")) if sync(p, url)]
     elif command == "strip":
-        changed = [p for p in notebooks() if strip(p)]
+        changed = [p for p in chosen or notebooks() if strip(p)]
     elif command == "release":
         changed = release()
     elif command == "check":
