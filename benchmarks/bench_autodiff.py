@@ -85,16 +85,15 @@ def torch_step(weights, biases, x, upstream):
 
 def floor_step(weights, biases, x, upstream):
     """Only the matrix products a forward and backward pass must do: 3 per layer."""
-    hs = [x] * (DEPTH + 1)
 
     def step():
         h = x
-        for i, w in enumerate(weights):
+        for w in weights:
             h = h @ w.T
         g = upstream
-        for i in reversed(range(DEPTH)):
-            _ = g.T @ hs[i]       # dL/dW
-            g = g @ weights[i]    # dL/dh
+        for w in reversed(weights):
+            _ = g.T @ x           # dL/dW (same shapes as with the real activations)
+            g = g @ w             # dL/dh
     return step
 
 
