@@ -20,7 +20,7 @@ $(READY): requirements.txt constraints.txt pyproject.toml
 setup: $(READY)  ## create or refresh the virtual environment
 
 book: $(READY)  ## execute every chapter (in parallel) and build the HTML book (warnings are errors)
-	$(BIN)/python -m tamegrad.book
+	$(BIN)/python -m tools.book
 	@echo "Open $(CURDIR)/$(BUILD)/index.html"
 
 test: export OPENBLAS_NUM_THREADS = 1
@@ -34,7 +34,7 @@ lab: $(READY)  ## JupyterLab with nbgrader's assignment list, validate button an
 	$(BIN)/jupyter lab
 
 release: $(READY)  ## regenerate exercises/ (student versions) from solutions/
-	$(BIN)/python -m tamegrad.course release
+	$(BIN)/python -m tools.course release
 
 bench: $(READY)  ## run every benchmark (prints medians and ratios)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

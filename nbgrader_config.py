@@ -1,5 +1,5 @@
 """nbgrader configuration of *Taming Gradients* (read by every nbgrader command run
-from the repository root, by ``make lab`` and by ``python -m tamegrad.course release``).
+from the repository root, by ``make lab`` and by ``python -m tools.course release``).
 
     solutions/<assignment>/<assignment>.ipynb   the source: solutions and hidden tests
     exercises/<assignment>/<assignment>.ipynb   the student version (generated: `make release`)

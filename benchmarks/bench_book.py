@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def build(output: Path) -> float:
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "tamegrad.book", "--path-output", str(output)],
+    result = subprocess.run([sys.executable, "-m", "tools.book", "--path-output", str(output)],
                             capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if result.returncode:

@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlsplit
 import nbformat
 import pytest
 
-from tamegrad import course
+from tools import course
 
 from .conftest import IN_CI
 
@@ -40,7 +40,7 @@ def test_every_toc_entry_exists():
 @pytest.fixture(scope="session")
 def built_book() -> Path:
     """Build once per session into _build/ (its execution cache makes a rebuild quick)."""
-    result = subprocess.run([sys.executable, "-m", "tamegrad.book"], capture_output=True, text=True, cwd=ROOT)
+    result = subprocess.run([sys.executable, "-m", "tools.book"], capture_output=True, text=True, cwd=ROOT)
     log = result.stdout + result.stderr
     assert result.returncode == 0, "the book does not build cleanly:\n" + log[-6000:]
     return HTML

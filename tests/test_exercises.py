@@ -27,7 +27,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tamegrad import course
+from tools import course
 
 from .exercises_mutants import MUTANTS, Mutant, for_assignment
 
@@ -168,7 +168,7 @@ def headings(nb) -> list[tuple[int, str]]:
 def test_the_seven_assignments_exist():
     assert course.assignments(ROOT) == ASSIGNMENTS
     released = sorted(p.name for p in (ROOT / "exercises").iterdir() if p.is_dir())
-    assert released == ASSIGNMENTS, "run `make release` (python -m tamegrad.course release)"
+    assert released == ASSIGNMENTS, "run `make release` (python -m tools.course release)"
     for a in ASSIGNMENTS:
         assert sorted(p.name for p in (ROOT / "solutions" / a).iterdir()) == [f"{a}.ipynb"]
         assert sorted(p.name for p in (ROOT / "exercises" / a).iterdir()) == [f"{a}.ipynb"]
@@ -316,7 +316,7 @@ def per_course(assignments):
 
 @pytest.mark.slow
 def test_release_reproduces_the_committed_exercises(tmp_path):
-    """`python -m tamegrad.course release` in a copy of the course regenerates exercises/ byte
+    """`python -m tools.course release` in a copy of the course regenerates exercises/ byte
     for byte: nbgrader's checksums are digests of the cell sources, cell ids come from the
     source notebooks and outputs are cleared, so nothing in a release varies from run to run
     and nothing needs ignoring. The release leaves no gradebook or other file behind."""

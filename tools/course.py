@@ -1,9 +1,9 @@
 """Course maintenance: the Colab cell of every notebook, and output stripping.
 
-    python -m tamegrad.course sync [NOTEBOOK ...]   # rewrite the Colab cell from _config.yml
-    python -m tamegrad.course strip [NOTEBOOK ...]  # remove outputs and execution counts
-    python -m tamegrad.course check   # fail if any notebook is out of date on either count
-    python -m tamegrad.course release # regenerate exercises/ from solutions/ with nbgrader
+    python -m tools.course sync [NOTEBOOK ...]   # rewrite the Colab cell from _config.yml
+    python -m tools.course strip [NOTEBOOK ...]  # remove outputs and execution counts
+    python -m tools.course check   # fail if any notebook is out of date on either count
+    python -m tools.course release # regenerate exercises/ from solutions/ with nbgrader
 
 The Colab cell is the first code cell of every book page and exercise. It installs
 ``tamegrad`` from ``repository.url`` in ``_config.yml`` (the one setting behind the
@@ -101,9 +101,9 @@ def problems(root: Path = ROOT) -> list[str]:
         nb = nbformat.read(path, as_version=4)
         rel = path.relative_to(root)
         if has_outputs(nb):
-            found.append(f"{rel}: committed with outputs (python -m tamegrad.course strip)")
+            found.append(f"{rel}: committed with outputs (python -m tools.course strip)")
         if not colab_cell_is_current(nb, url):
-            found.append(f"{rel}: first code cell is not the current Colab cell (python -m tamegrad.course sync)")
+            found.append(f"{rel}: first code cell is not the current Colab cell (python -m tools.course sync)")
     return found
 
 

@@ -1,6 +1,6 @@
 """Build the book: execute its notebooks in parallel, then let Jupyter Book render them.
 
-    python -m tamegrad.book [--path-output DIR]
+    python -m tools.book [--path-output DIR]
 
 Jupyter Book 1.x executes notebooks one after another while Sphinx reads them. Here the
 notebooks that need it are first executed over a pool of processes (one per core) into
@@ -38,7 +38,7 @@ def execute_in_parallel(path_output: Path = ROOT, root: Path = ROOT) -> list[str
     for nb in sorted(p for d in EXECUTED_DIRS for p in (root / d).rglob("*.ipynb")
                      if ".ipynb_checkpoints" not in p.parts):
         cache.add_nb_to_project(str(nb))
-    logger = logging.getLogger("tamegrad.book")
+    logger = logging.getLogger("tools.book")
     result = load_executor("local-parallel", cache=cache, logger=logger).run_and_cache(timeout=TIMEOUT)
     return [str(Path(uri).relative_to(root)) for uri in result.errored + result.excepted]
 
