@@ -38,10 +38,6 @@ def fans(shape: tuple[int, ...]) -> tuple[int, int]:
     return shape[1] * receptive, shape[0] * receptive
 
 
-def _rng(rng) -> np.random.Generator:
-    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-
-
 def xavier_std(shape, gain: float = 1.0) -> float:
     fan_in, fan_out = fans(shape)
     return gain * math.sqrt(2.0 / (fan_in + fan_out))
@@ -56,21 +52,21 @@ def kaiming_std(shape, gain: float = math.sqrt(2.0), mode: str = "fan_in") -> fl
 
 def xavier_normal(shape, gain: float = 1.0, rng=None) -> np.ndarray:
     """W ~ N(0, gain^2 * 2 / (fan_in + fan_out))."""
-    return _rng(rng).normal(0.0, xavier_std(shape, gain), size=shape)
+    return np.random.default_rng(rng).normal(0.0, xavier_std(shape, gain), size=shape)
 
 
 def xavier_uniform(shape, gain: float = 1.0, rng=None) -> np.ndarray:
     """W ~ U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out))."""
     bound = math.sqrt(3.0) * xavier_std(shape, gain)
-    return _rng(rng).uniform(-bound, bound, size=shape)
+    return np.random.default_rng(rng).uniform(-bound, bound, size=shape)
 
 
 def kaiming_normal(shape, gain: float = math.sqrt(2.0), mode: str = "fan_in", rng=None) -> np.ndarray:
     """W ~ N(0, gain^2 / fan); gain sqrt(2) for ReLU."""
-    return _rng(rng).normal(0.0, kaiming_std(shape, gain, mode), size=shape)
+    return np.random.default_rng(rng).normal(0.0, kaiming_std(shape, gain, mode), size=shape)
 
 
 def kaiming_uniform(shape, gain: float = math.sqrt(2.0), mode: str = "fan_in", rng=None) -> np.ndarray:
     """W ~ U(-a, a), a = gain * sqrt(3 / fan)."""
     bound = math.sqrt(3.0) * kaiming_std(shape, gain, mode)
-    return _rng(rng).uniform(-bound, bound, size=shape)
+    return np.random.default_rng(rng).uniform(-bound, bound, size=shape)

@@ -117,7 +117,7 @@ ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
 class MLP(Module):
     """Linear -> [BatchNorm] -> activation, repeated; the last layer is linear.
 
-    ``init`` is "xavier", "he" or "normal" (N(0, std^2) with the given ``std``),
+    ``init_scheme`` is "xavier", "he" or "normal" (N(0, std^2) with the given ``std``),
     each scaled by ``gain``.
     """
 
@@ -141,7 +141,7 @@ class MLP(Module):
             self.norms = [BatchNorm1d(n) for n in sizes[1:-1]]
 
     def forward(self, x, keep: list | None = None) -> Tensor:
-        """Forward pass; if ``keep`` is a list, each hidden pre-activation is appended
+        """Forward pass; if ``keep`` is a list, each hidden pre-activation z (after the norm, if any) is appended
         to it with ``retain_grad()``, so its gradient can be read after backward."""
         h = as_tensor(x)
         for i, layer in enumerate(self.layers):

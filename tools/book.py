@@ -18,9 +18,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tools.course import ROOT, book_config, notebooks
+
 EXECUTED_DIRS = ("book",)  # exercises/ are shown, not run
-TIMEOUT = 120  # seconds per cell, as execute.timeout in _config.yml
 
 
 def cache_path(path_output: Path) -> Path:
@@ -35,11 +35,11 @@ def execute_in_parallel(path_output: Path = ROOT, root: Path = ROOT) -> list[str
     from jupyter_cache.executors import load_executor
 
     cache = get_cache(cache_path(path_output))
-    for nb in sorted(p for d in EXECUTED_DIRS for p in (root / d).rglob("*.ipynb")
-                     if ".ipynb_checkpoints" not in p.parts):
+    for nb in notebooks(root, EXECUTED_DIRS):
         cache.add_nb_to_project(str(nb))
     logger = logging.getLogger("tools.book")
-    result = load_executor("local-parallel", cache=cache, logger=logger).run_and_cache(timeout=TIMEOUT)
+    timeout = book_config(root)["execute"]["timeout"]  # per cell, as Jupyter Book applies it
+    result = load_executor("local-parallel", cache=cache, logger=logger).run_and_cache(timeout=timeout)
     return [str(Path(uri).relative_to(root)) for uri in result.errored + result.excepted]
 
 

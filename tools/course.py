@@ -12,27 +12,33 @@ launch buttons too) when it runs on Colab, and does nothing anywhere else.
 
 from __future__ import annotations
 
+import argparse
 import os
-import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIRS = ("book", "solutions", "exercises")
 COLAB_MARKER = "# Colab only:"
 
 
-def repository_url(config: Path = ROOT / "_config.yml") -> str:
-    """``repository.url`` from the Jupyter Book configuration (read without a YAML parser)."""
-    text = config.read_text(encoding="utf-8")
-    match = re.search(r"^repository:\s*\n(?:[ \t]+.*\n)*?[ \t]+url:\s*(\S+)", text, re.MULTILINE)
-    if not match:
-        raise ValueError(f"{config} has no repository.url")
-    return match.group(1).strip("\"'")
+def book_config(root: Path = ROOT) -> dict:
+    """The Jupyter Book configuration, ``_config.yml``, as a dict."""
+    with open(root / "_config.yml", encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def repository_url(root: Path = ROOT) -> str:
+    """``repository.url`` from the Jupyter Book configuration."""
+    url = (book_config(root).get("repository") or {}).get("url")
+    if not url:
+        raise ValueError(f"{root / '_config.yml'} has no repository.url")
+    return url
 
 
 def colab_cell_source(url: str) -> str:
@@ -95,7 +101,7 @@ def strip(path: Path) -> bool:
 
 
 def problems(root: Path = ROOT) -> list[str]:
-    url = repository_url(root / "_config.yml")
+    url = repository_url(root)
     found = []
     for path in notebooks(root):
         nb = nbformat.read(path, as_version=4)
@@ -143,25 +149,27 @@ def release(root: Path = ROOT) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    command = argv[0] if argv else "check"
-    # sync and strip take optional notebook paths; by default every notebook
-    chosen = [Path(a).resolve() for a in argv[1:]]
-    if command == "sync":
+    parser = argparse.ArgumentParser(prog="python -m tools.course", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command")
+    for name, what in (("sync", "rewrite the Colab cell from _config.yml"), ("strip", "remove outputs")):
+        sub = commands.add_parser(name, help=what)
+        sub.add_argument("notebooks", nargs="*", type=Path, help="default: every notebook")
+    commands.add_parser("check", help="fail if any notebook is out of date (the default)")
+    commands.add_parser("release", help="regenerate exercises/ from solutions/ with nbgrader")
+    args = parser.parse_args(argv)
+    chosen = [p.resolve() for p in getattr(args, "notebooks", [])]
+    if args.command == "sync":
         url = repository_url()
         # exercises/ is generated from solutions/ by nbgrader: sync the sources, then release
         changed = [p for p in chosen or notebooks(dirs=("book", "solutions")) if sync(p, url)]
-    elif command == "strip":
+    elif args.command == "strip":
         changed = [p for p in chosen or notebooks() if strip(p)]
-    elif command == "release":
+    elif args.command == "release":
         changed = release()
-    elif command == "check":
+    else:
         found = problems()
         print("\n".join(found) or "every notebook is stripped and has the current Colab cell")
         return 1 if found else 0
-    else:
-        print(__doc__)
-        return 2
     for p in changed:
         print(f"updated {p.relative_to(ROOT)}")
     return 0

@@ -31,6 +31,7 @@ from .report import (AUTODIFF, FD_TOL, FINITE_DIFFERENCES, TOL, TORCH, call_quie
                      check_raises, describe, rel_error, upstream)
 
 __all__ = [
+    "AUTODIFF_NAMES", "AUTODIFF_MODULES",
     "TOL", "FD_TOL", "AUTODIFF", "TORCH", "FINITE_DIFFERENCES", "upstream", "rel_error", "describe",
     "check_close", "check", "check_raises", "call_quietly", "autodiff_vjp", "torch_vjp",
     "finite_difference_vjp", "check_gradient", "shortcuts", "check_not_autodiff",

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
+import numpy as np
+
 from ..autodiff import Tensor
-from .report import (AUTODIFF, FD_TOL, FINITE_DIFFERENCES, TOL, TORCH, _array, _array_equal, _asarray, _fail,
-                     _float64, _isnan, _ndindex, _sum, _to_array, _zeros_like, check_close, rel_error)
+from ..gradcheck import numerical_grad
+from .report import (AUTODIFF, FD_TOL, FINITE_DIFFERENCES, TOL, TORCH, _array, _array_equal, _fail,
+                     _float64, _isnan, _to_array, _zeros_like, check_close, rel_error)
 
 # ------------------------------------------------------------------ gradients
 def autodiff_vjp(forward: Callable[..., Tensor], inputs: Sequence, upstream, wrt: Sequence[int]) -> list[np.ndarray]:
@@ -32,26 +35,9 @@ def torch_vjp(torch_forward: Callable, inputs: Sequence, upstream, wrt: Sequence
 def finite_difference_vjp(forward: Callable[..., Tensor], inputs: Sequence, upstream, wrt: Sequence[int],
                           eps: float = 1e-6) -> list[np.ndarray]:
     """Centred differences of F = sum(upstream * forward(*inputs)):
-    dF/dx_i = (F(x + eps e_i) - F(x - eps e_i)) / (2 eps)."""
+    dF/dx_i = (F(x + eps e_i) - F(x - eps e_i)) / (2 eps), by :func:`tamegrad.gradcheck.numerical_grad`."""
     arrays = [_array(x, dtype=_float64) for x in inputs]
-    g = _array(upstream, dtype=_float64)
-
-    def F() -> float:
-        return float(_sum(g.reshape(-1) * _asarray(forward(*(Tensor(a) for a in arrays)).data).reshape(-1)))
-
-    grads = []
-    for i in wrt:
-        x, d = arrays[i], _zeros_like(arrays[i])
-        for k in _ndindex(x.shape):
-            saved = x[k]
-            x[k] = saved + eps
-            plus = F()
-            x[k] = saved - eps
-            minus = F()
-            x[k] = saved
-            d[k] = (plus - minus) / (2 * eps)
-        grads.append(d)
-    return grads
+    return numerical_grad(lambda *xs: forward(*(Tensor(a) for a in xs)).data, arrays, upstream, eps, wrt=wrt)
 
 
 def check_gradient(got, forward: Callable[..., Tensor], inputs: Sequence, *, upstream, wrt: Sequence[int] | None = None,
