@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 READY  := $(VENV)/.ready
 BUILD  := _build/html
 
-.PHONY: help setup book test test-fast lab release autograde bench clean freeze
+.PHONY: help setup book notebooks test test-fast lab release autograde bench clean freeze
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -22,6 +22,9 @@ setup: $(READY)  ## create or refresh the virtual environment
 book: $(READY)  ## execute every chapter (in parallel) and build the HTML book (warnings are errors)
 	$(BIN)/python -m tools.book
 	@echo "Open $(CURDIR)/$(BUILD)/index.html"
+
+notebooks: book  ## plain-Markdown copies of every page and exercise in colab/ (for Colab's launch buttons)
+	$(BIN)/python -m tools.notebooks
 
 test: export OPENBLAS_NUM_THREADS = 1
 test: $(READY)  ## the whole test suite (builds the book on the way)
