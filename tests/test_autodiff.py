@@ -376,3 +376,13 @@ def test_import_does_not_import_torch():
     code = "import sys, tamegrad, tamegrad.nn, tamegrad.init; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("activation", ["gelu", "silu"])
+def test_mlp_accepts_the_transformer_activations(activation, rng):
+    net = tg.nn.MLP([3, 4, 2], activation=activation, rng=0)
+    x = rng.standard_normal((5, 3))
+    fn = getattr(torch.nn.functional, activation)
+    w1, w2 = (torch.tensor(layer.weight.data) for layer in net.layers)
+    expected = fn(torch.tensor(x) @ w1.T) @ w2.T  # biases start at zero
+    np.testing.assert_allclose(net(x).data, expected.numpy(), rtol=1e-12, atol=1e-14)
