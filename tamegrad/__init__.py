@@ -5,8 +5,20 @@ from . import diagnostics, init, nn
 from .autodiff import Tensor, as_tensor, is_grad_enabled, no_grad
 from .clip import clip_grad_norm, clip_grad_value
 from .functional import (
-    cross_entropy, elu, gelu, layer_norm, leaky_relu, log_softmax, mse, relu, rms_norm,
-    scaled_dot_product_attention, sigmoid, silu, softmax, tanh,
+    cross_entropy,
+    elu,
+    gelu,
+    layer_norm,
+    leaky_relu,
+    log_softmax,
+    mse,
+    relu,
+    rms_norm,
+    scaled_dot_product_attention,
+    sigmoid,
+    silu,
+    softmax,
+    tanh,
 )
 from .gradcheck import grad, gradcheck, numerical_grad, rel_error
 
