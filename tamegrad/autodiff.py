@@ -14,12 +14,15 @@ Conventions (stated once, used everywhere in the course):
 * numpy broadcasting; a gradient is summed back to its input's shape;
 * only leaves (tensors created by the user with ``requires_grad=True``) keep
   ``.grad`` after ``backward`` unless :meth:`Tensor.retain_grad` was called,
-  and ``.grad`` accumulates over calls to ``backward`` as in torch.
+  and ``.grad`` accumulates over calls to ``backward`` as in torch;
+* every node names the operation that made it in ``Tensor.op`` (``""`` for a
+  leaf), as micrograd's ``_op``; ``repr`` shows it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
@@ -77,6 +80,7 @@ class Tensor:
         self._parents: tuple[Tensor, ...] = ()
         self._backward: Backward | None = None
         self._retain = False
+        self.op = ""
 
     # ----------------------------------------------------------------- basics
     @property
@@ -111,17 +115,18 @@ class Tensor:
 
     def __repr__(self) -> str:
         flag = ", requires_grad=True" if self.requires_grad else ""
-        return f"Tensor({np.array2string(self.data, precision=4)}{flag})"
+        made_by = f", op={self.op!r}" if self.op else ""
+        return f"Tensor({np.array2string(self.data, precision=4)}{flag}{made_by})"
 
     def __len__(self) -> int:
         return len(self.data)
 
     # ------------------------------------------------------ graph construction
     @staticmethod
-    def _result(data: np.ndarray, parents: tuple[Tensor, ...], backward: Backward) -> Tensor:
-        """Wrap an op's output; record the graph only if some input needs a gradient."""
+    def _result(data: np.ndarray, parents: tuple[Tensor, ...], backward: Backward, op: str = "") -> Tensor:
+        """Wrap the output of operation ``op``; record the graph only if some input needs a gradient."""
         out = Tensor.__new__(Tensor)
-        out.data, out.grad, out._retain = data, None, False
+        out.data, out.grad, out._retain, out.op = data, None, False, op
         if _grad_enabled and any(p.requires_grad for p in parents):
             out.requires_grad, out._parents, out._backward = True, parents, backward
         else:
@@ -175,6 +180,7 @@ class Tensor:
             self.data + other.data,
             (self, other),
             lambda g: (unbroadcast(g, a_shape), unbroadcast(g, b_shape)),
+            "add",
         )
 
     def __sub__(self, other) -> Tensor:
@@ -184,6 +190,7 @@ class Tensor:
             self.data - other.data,
             (self, other),
             lambda g: (unbroadcast(g, a_shape), unbroadcast(-g, b_shape)),
+            "sub",
         )
 
     def __mul__(self, other) -> Tensor:
@@ -196,6 +203,7 @@ class Tensor:
                 unbroadcast(g * b, a.shape) if self.requires_grad else None,
                 unbroadcast(g * a, b.shape) if other.requires_grad else None,
             ),
+            "mul",
         )
 
     def __truediv__(self, other) -> Tensor:
@@ -210,6 +218,7 @@ class Tensor:
                 unbroadcast(g / b, a.shape) if self.requires_grad else None,
                 unbroadcast(-g * out / b, b.shape) if other.requires_grad else None,
             ),
+            "div",
         )
 
     def __pow__(self, exponent) -> Tensor:
@@ -226,7 +235,7 @@ class Tensor:
                     gb = unbroadcast(g * out * np.log(a), b.shape)
             return ga, gb
 
-        return Tensor._result(out, (self, p), backward)
+        return Tensor._result(out, (self, p), backward, "pow")
 
     def __matmul__(self, other) -> Tensor:
         """C = A B: dA = G B^T, dB = A^T G (batched, with 1-D operands as in numpy)."""
@@ -246,10 +255,10 @@ class Tensor:
                 gb = unbroadcast(np.swapaxes(a2, -1, -2) @ g2, b2.shape).reshape(b.shape)
             return ga, gb
 
-        return Tensor._result(out, (self, other), backward)
+        return Tensor._result(out, (self, other), backward, "matmul")
 
     def __neg__(self) -> Tensor:
-        return Tensor._result(-self.data, (self,), lambda g: (-g,))
+        return Tensor._result(-self.data, (self,), lambda g: (-g,), "neg")
 
     def __radd__(self, other) -> Tensor:
         return as_tensor(other) + self
@@ -280,7 +289,7 @@ class Tensor:
                 g = np.expand_dims(g, axes)
             return (np.broadcast_to(g, shape),)
 
-        return Tensor._result(self.data.sum(axis=axes, keepdims=keepdims), (self,), backward)
+        return Tensor._result(self.data.sum(axis=axes, keepdims=keepdims), (self,), backward, "sum")
 
     def mean(self, axis=None, keepdims: bool = False) -> Tensor:
         """Mean = sum / n over the reduced axes."""
@@ -292,36 +301,46 @@ class Tensor:
     def exp(self) -> Tensor:
         """d exp(x) = exp(x) dx."""
         out = np.exp(self.data)
-        return Tensor._result(out, (self,), lambda g: (g * out,))
+        return Tensor._result(out, (self,), lambda g: (g * out,), "exp")
 
     def log(self) -> Tensor:
         """d log(x) = dx / x."""
         x = self.data
-        return Tensor._result(np.log(x), (self,), lambda g: (g / x,))
+        return Tensor._result(np.log(x), (self,), lambda g: (g / x,), "log")
 
     def sqrt(self) -> Tensor:
         """d sqrt(x) = dx / (2 sqrt(x))."""
         out = np.sqrt(self.data)
-        return Tensor._result(out, (self,), lambda g: (g / (2.0 * out),))
+        return Tensor._result(out, (self,), lambda g: (g / (2.0 * out),), "sqrt")
 
     def abs(self) -> Tensor:
         """d|x| = sign(x) dx (0 at x = 0, as in torch)."""
         x = self.data
-        return Tensor._result(np.abs(x), (self,), lambda g: (g * np.sign(x),))
+        return Tensor._result(np.abs(x), (self,), lambda g: (g * np.sign(x),), "abs")
+
+    def erf(self) -> Tensor:
+        """erf(x) = (2/sqrt(pi)) int_0^x e^{-t^2} dt;  d erf(x) = (2/sqrt(pi)) e^{-x^2} dx.
+
+        numpy has no erf: the C library's, through ``math.erf``, one element at a
+        time (correctly rounded to about 1 ulp; fast enough for the course's sizes).
+        """
+        x = self.data
+        out = np.asarray(_erf(x), dtype=x.dtype).reshape(x.shape)
+        return Tensor._result(out, (self,), lambda g: (g * (2.0 / math.sqrt(math.pi)) * np.exp(-x * x),), "erf")
 
     # ---------------------------------------------------------------- shapes
     def reshape(self, *shape) -> Tensor:
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         original = self.shape
-        return Tensor._result(self.data.reshape(shape), (self,), lambda g: (g.reshape(original),))
+        return Tensor._result(self.data.reshape(shape), (self,), lambda g: (g.reshape(original),), "reshape")
 
     def transpose(self, *axes) -> Tensor:
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
         axes = axes or tuple(reversed(range(self.ndim)))
         inverse = tuple(np.argsort(axes))
-        return Tensor._result(self.data.transpose(axes), (self,), lambda g: (g.transpose(inverse),))
+        return Tensor._result(self.data.transpose(axes), (self,), lambda g: (g.transpose(inverse),), "transpose")
 
     @property
     def T(self) -> Tensor:
@@ -337,7 +356,10 @@ class Tensor:
             np.add.at(full, index, g)  # repeated indices add up
             return (full,)
 
-        return Tensor._result(self.data[index], (self,), backward)
+        return Tensor._result(self.data[index], (self,), backward, "getitem")
+
+
+_erf = np.frompyfunc(math.erf, 1, 1)
 
 
 def as_tensor(value) -> Tensor:

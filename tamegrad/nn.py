@@ -1,4 +1,4 @@
-"""Layers built from primitives: Linear, BatchNorm1d, MLP.
+"""Layers built from primitives: Linear, BatchNorm1d, LayerNorm, RMSNorm, MLP.
 
 Every layer is a composite of autodiff operations, so its backward pass is
 derived by autodiff, independently of any hand-derived formula in the course.
@@ -104,12 +104,44 @@ class BatchNorm1d(Module):
         return batch_norm(x, self.gamma, self.beta, self.eps)
 
 
+class LayerNorm(Module):
+    """y = (x - mu) / sqrt(var + eps) * weight + bias over the last axis (``F.layer_norm``).
+
+    weight starts at ones and bias at zeros, as ``torch.nn.LayerNorm(n)``. The
+    statistics are each example's own: training and evaluation compute the same thing.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5):
+        self.eps = eps
+        self.weight = Tensor(np.ones(num_features), requires_grad=True)
+        self.bias = Tensor(np.zeros(num_features), requires_grad=True)
+
+    def forward(self, x) -> Tensor:
+        return F.layer_norm(x, self.weight, self.bias, self.eps)
+
+
+class RMSNorm(Module):
+    """y = x / sqrt(mean(x^2) + eps) * weight over the last axis (``F.rms_norm``).
+
+    weight starts at ones, as ``torch.nn.RMSNorm(n)``; eps=None is the machine epsilon.
+    """
+
+    def __init__(self, num_features: int, eps: float | None = None):
+        self.eps = eps
+        self.weight = Tensor(np.ones(num_features), requires_grad=True)
+
+    def forward(self, x) -> Tensor:
+        return F.rms_norm(x, self.weight, self.eps)
+
+
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "sigmoid": F.sigmoid,
     "tanh": F.tanh,
     "relu": F.relu,
     "leaky_relu": F.leaky_relu,
     "elu": F.elu,
+    "gelu": F.gelu,
+    "silu": F.silu,
     "linear": lambda x: x,
 }
 

@@ -54,6 +54,11 @@ UNARY = {
     "softmax": (tg.softmax, lambda x: torch.softmax(x, -1)),
     "softmax_axis0": (lambda x: tg.softmax(x, axis=0), lambda x: torch.softmax(x, 0)),
     "log_softmax": (tg.log_softmax, lambda x: torch.log_softmax(x, -1)),
+    "erf": (lambda x: x.erf(), torch.erf),
+    "gelu": (tg.gelu, torch.nn.functional.gelu),
+    "silu": (tg.silu, torch.nn.functional.silu),
+    "layer_norm": (tg.layer_norm, lambda x: torch.nn.functional.layer_norm(x, x.shape[-1:])),
+    "rms_norm": (tg.rms_norm, lambda x: torch.nn.functional.rms_norm(x, x.shape[-1:])),
 }
 
 
@@ -120,7 +125,7 @@ def test_composites_match_torch(rng):
 @given(
     hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=3, max_side=5),
                elements=st.floats(-60, 60, allow_nan=False)),
-    st.sampled_from(["sigmoid", "tanh", "relu", "leaky_relu", "elu", "softmax", "log_softmax"]),
+    st.sampled_from(["sigmoid", "tanh", "relu", "leaky_relu", "elu", "softmax", "log_softmax", "erf", "gelu", "silu"]),
 )
 def test_activations_match_torch_including_saturation(x, name):
     x = np.concatenate([x.ravel(), [50.0, -50.0, 0.0]])  # saturated inputs and the kink, always
@@ -133,6 +138,150 @@ def test_broadcasting_property(shapes, name, seed):
     rng = np.random.default_rng(seed)
     fn = BINARY[name]
     compare_with_torch(fn, fn, *(rng.standard_normal(s) for s in shapes), rng=rng)
+
+
+# ------------------------------------------- normalisations, attention, erf, op names
+F_TORCH = torch.nn.functional
+
+
+def test_erf_matches_the_c_library_to_rounding():
+    x = np.concatenate([np.linspace(-7, 7, 2001), [0.0, 1e-300, -1e-12, 30.0, -30.0]])
+    ours = tg.Tensor(x).erf().data
+    np.testing.assert_allclose(ours, torch.erf(torch.tensor(x)).numpy(), rtol=4e-16, atol=1e-300)
+    assert tg.Tensor(np.ones((2, 0))).erf().shape == (2, 0)
+    assert tg.Tensor(0.5).erf().shape == ()
+
+
+def _rows(draw_shape, scale, shift, seed):
+    """Rows scale * (shift + N(0, 1)): the shift is in units of the spread, since a
+    mean far larger than the spread makes x - mu lose digits in any implementation."""
+    rng = np.random.default_rng(seed)
+    return scale * (shift + rng.standard_normal(draw_shape)), rng
+
+
+NORM_SHAPES = st.sampled_from([(5,), (3, 4), (2, 3, 6), (1, 2), (4, 1, 8)])
+# LayerNorm of two features outputs about (-1, 1) whatever x is: its gradient is
+# O(eps / var), a difference of O(1) terms, so it is left out of the exact comparison.
+LN_SHAPES = st.sampled_from([(5,), (3, 4), (2, 3, 6), (1, 3), (4, 1, 8)])
+
+
+@given(LN_SHAPES, st.sampled_from([1e-3, 1.0, 30.0]), st.sampled_from([0.0, 5.0, -20.0]),
+       st.sampled_from([1e-5, 1e-2]), st.booleans(), st.integers(0, 2**32 - 1))
+def test_layer_norm_matches_torch(shape, scale, shift, eps, affine, seed):
+    x, rng = _rows(shape, scale, shift, seed)
+    n = shape[-1:]
+    if affine:
+        compare_with_torch(
+            lambda x, w, b: tg.layer_norm(x, w, b, eps),
+            lambda x, w, b: F_TORCH.layer_norm(x, n, w, b, eps),
+            x, rng.standard_normal(n), rng.standard_normal(n), rng=rng,
+        )
+    else:
+        compare_with_torch(lambda x: tg.layer_norm(x, eps=eps), lambda x: F_TORCH.layer_norm(x, n, eps=eps), x, rng=rng)
+
+
+@given(NORM_SHAPES, st.sampled_from([1e-3, 1.0, 30.0]), st.sampled_from([None, 1e-6, 1e-2]),
+       st.integers(0, 2**32 - 1))
+def test_rms_norm_matches_torch(shape, scale, eps, seed):
+    x, rng = _rows(shape, scale, 0.5, seed)
+    n = shape[-1:]
+    compare_with_torch(
+        lambda x, w: tg.rms_norm(x, w, eps), lambda x, w: F_TORCH.rms_norm(x, n, w, eps), x, rng.standard_normal(n), rng=rng
+    )
+
+
+def test_rms_norm_default_eps_is_torchs_machine_epsilon():
+    # tiny inputs: the answer depends on eps, so a different default shows
+    x = np.full((1, 4), 1e-9)
+    ref = F_TORCH.rms_norm(torch.tensor(x), (4,)).numpy()
+    np.testing.assert_allclose(tg.rms_norm(x).data, ref, rtol=1e-12)
+    assert abs(ref[0, 0] - 1.0) > 1e-3  # the check is sensitive to eps here
+    np.testing.assert_allclose(
+        tg.rms_norm(x.astype(np.float32)).data, F_TORCH.rms_norm(torch.tensor(x, dtype=torch.float32), (4,)).numpy(), rtol=1e-6
+    )
+
+
+def test_norm_modules_match_torch(rng):
+    x = rng.standard_normal((6, 5)) * 3 + 1
+    for ours, theirs in [(tg.nn.LayerNorm(5), torch.nn.LayerNorm(5, dtype=torch.float64)),
+                         (tg.nn.RMSNorm(5), torch.nn.RMSNorm(5, dtype=torch.float64))]:
+        with torch.no_grad():
+            for p_ours, p_theirs in zip(ours.parameters(), theirs.parameters()):
+                value = rng.standard_normal(p_ours.shape)
+                p_ours.data[...] = value
+                p_theirs.copy_(torch.tensor(value))
+        xt, xr = tg.Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        out, ref = ours(xt), theirs(xr)
+        np.testing.assert_allclose(out.data, ref.detach().numpy(), rtol=1e-12, atol=1e-12)
+        upstream = rng.standard_normal(out.shape)
+        out.backward(upstream)
+        ref.backward(torch.tensor(upstream))
+        assert tg.rel_error(xt.grad, xr.grad.numpy()) < EXACT
+        for p_ours, p_theirs in zip(ours.parameters(), theirs.parameters()):
+            assert tg.rel_error(p_ours.grad, p_theirs.grad.numpy()) < EXACT, type(ours).__name__
+
+
+@given(st.sampled_from([((4, 3), (4, 3), (4, 2)), ((3, 5), (6, 5), (6, 4)), ((2, 5, 4), (2, 5, 4), (2, 5, 3)),
+                        ((2, 2, 3, 4), (2, 2, 6, 4), (2, 2, 6, 4)), ((1, 2), (1, 2), (1, 2))]),
+       st.booleans(), st.sampled_from([0.3, 1.0, 4.0]), st.integers(0, 2**32 - 1))
+def test_scaled_dot_product_attention_matches_torch(shapes, causal, scale, seed):
+    rng = np.random.default_rng(seed)
+    q, k, v = (scale * rng.standard_normal(s) for s in shapes)
+    compare_with_torch(
+        lambda q, k, v: tg.scaled_dot_product_attention(q, k, v, causal=causal),
+        lambda q, k, v: F_TORCH.scaled_dot_product_attention(q, k, v, is_causal=causal),
+        q, k, v, rng=rng,
+    )
+
+
+def test_causal_attention_ignores_the_future(rng):
+    q, k, v = (rng.standard_normal((5, 3)) for _ in range(3))
+    out = tg.scaled_dot_product_attention(q, k, v, causal=True).data
+    k2, v2 = k.copy(), v.copy()
+    k2[3:], v2[3:] = 100 * rng.standard_normal((2, 3)), rng.standard_normal((2, 3))  # change positions 3 and 4
+    out2 = tg.scaled_dot_product_attention(q, k2, v2, causal=True).data
+    np.testing.assert_array_equal(out[:3], out2[:3])
+    assert not np.allclose(out[3:], out2[3:])
+    np.testing.assert_allclose(out[0], v[0], rtol=1e-15)  # the first query sees only the first key
+
+
+def test_finite_differences_agree_on_the_new_composites(rng):
+    x, w, b = rng.standard_normal((3, 5)), rng.standard_normal(5), rng.standard_normal(5)
+
+    def block(x, w, b):
+        h = tg.layer_norm(x, w, b) + tg.rms_norm(x, w, eps=1e-6)
+        h = tg.gelu(h) + tg.silu(h)
+        return tg.scaled_dot_product_attention(h, h, h, causal=True)
+
+    assert tg.gradcheck(block, x, w, b) < FINITE_DIFFERENCES
+
+
+OPS = {
+    "add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b, "div": lambda a, b: a / b,
+    "pow": lambda a, b: a**2.0, "matmul": lambda a, b: a @ b.T, "neg": lambda a, b: -a, "sum": lambda a, b: a.sum(),
+    "exp": lambda a, b: a.exp(), "log": lambda a, b: a.abs().log(), "sqrt": lambda a, b: (a * a).sqrt(),
+    "abs": lambda a, b: a.abs(), "erf": lambda a, b: a.erf(), "reshape": lambda a, b: a.reshape(-1),
+    "transpose": lambda a, b: a.T, "getitem": lambda a, b: a[0], "sigmoid": lambda a, b: tg.sigmoid(a),
+    "tanh": lambda a, b: tg.tanh(a), "relu": lambda a, b: tg.relu(a), "leaky_relu": lambda a, b: tg.leaky_relu(a),
+    "elu": lambda a, b: tg.elu(a), "softmax": lambda a, b: tg.softmax(a), "log_softmax": lambda a, b: tg.log_softmax(a),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_every_primitive_names_its_op(name, rng):
+    a, b = tg.Tensor(rng.standard_normal((2, 3)) + 3, requires_grad=True), tg.Tensor(rng.standard_normal((2, 3)))
+    out = OPS[name](a, b)
+    assert out.op == name
+    assert f"op='{name}'" in repr(out)
+    with tg.no_grad():
+        assert OPS[name](a, b).op == name  # named even when no graph is recorded
+
+
+def test_leaves_have_no_op_and_composites_end_in_their_last_primitive():
+    leaf = tg.Tensor([1.0, 2.0], requires_grad=True)
+    assert leaf.op == "" and "op=" not in repr(leaf)
+    assert tg.layer_norm(leaf).op == "div" and tg.rms_norm(leaf, leaf).op == "mul"
+    assert tg.mse(leaf, 0.0).op == "div"  # mean is sum / n
 
 
 def test_finite_differences_agree_on_a_deep_composite(rng):
@@ -156,7 +305,7 @@ def test_extreme_inputs_give_no_overflow_warnings():
     x = np.array([-1000.0, -50.0, 0.0, 50.0, 1000.0])
     with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise", divide="raise"):
         warnings.simplefilter("error")
-        for fn in (tg.sigmoid, tg.tanh, tg.relu, tg.leaky_relu, tg.elu, tg.softmax, tg.log_softmax):
+        for fn in (tg.sigmoid, tg.tanh, tg.relu, tg.leaky_relu, tg.elu, tg.softmax, tg.log_softmax, tg.gelu, tg.silu):
             t = tg.Tensor(x, requires_grad=True)
             out = fn(t)
             out.backward(np.linspace(-1, 1, 5))
@@ -227,3 +376,13 @@ def test_import_does_not_import_torch():
     code = "import sys, tamegrad, tamegrad.nn, tamegrad.init; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("activation", ["gelu", "silu"])
+def test_mlp_accepts_the_transformer_activations(activation, rng):
+    net = tg.nn.MLP([3, 4, 2], activation=activation, rng=0)
+    x = rng.standard_normal((5, 3))
+    fn = getattr(torch.nn.functional, activation)
+    w1, w2 = (torch.tensor(layer.weight.data) for layer in net.layers)
+    expected = fn(torch.tensor(x) @ w1.T) @ w2.T  # biases start at zero
+    np.testing.assert_allclose(net(x).data, expected.numpy(), rtol=1e-12, atol=1e-14)
