@@ -150,12 +150,26 @@ MUTANTS: list[Mutant] = [
     M("ex05_batchnorm", "eps-outside-sqrt", "task3_answer",
       (("np.sqrt(running_var + eps)", "(np.sqrt(running_var) + eps)"),),
       ("task3_tests",), "eps added after the square root"),
+    # ------------------------------------------------------------ ex05_batchnorm: the backward pass (exercises-b)
     M("ex05_batchnorm", "backward-ignores-batch-statistics", "task4_answer",
       (("dx = gamma * inv_std * (g - g.mean(axis=0) - xhat * (g * xhat).mean(axis=0))", "dx = gamma * inv_std * g"),),
       ("task4_tests",), "treats mu and var as constants: drops the paths through the batch statistics"),
+    M("ex05_batchnorm", "backward-forgets-mean-path", "task4_answer",
+      (("(g - g.mean(axis=0) - xhat", "(g - xhat"),),
+      ("task4_tests",), "forgets the path through mu (keeps the one through var)"),
     M("ex05_batchnorm", "backward-wrong-sign", "task4_answer",
       (("- xhat * (g * xhat).mean(axis=0))", "+ xhat * (g * xhat).mean(axis=0))"),),
-      ("task4_tests",), "a wrong sign on the variance path"),
+      ("task4_tests",), "the wrong sign on the xhat * sum(g * xhat) term (the path through var)"),
+    M("ex05_batchnorm", "backward-drops-variance-path", "task4_answer",
+      (("- xhat * (g * xhat).mean(axis=0))", ")"),),
+      ("task4_tests",), "drops the path through var: right when the upstream gradient is all ones (dx = 0 "
+      "either way), so only a random upstream gradient exposes it"),
+    M("ex05_batchnorm", "backward-divides-by-n-minus-1", "task4_answer",
+      (("var = x.var(axis=0)", "var = x.var(axis=0, ddof=1)"),),
+      ("task4_tests",), "the unbiased variance (divided by N - 1) in the backward pass; training mode uses N"),
+    M("ex05_batchnorm", "dgamma-mean-not-sum", "task4_answer",
+      (("(g * xhat).sum(axis=0)", "(g * xhat).mean(axis=0)"),),
+      ("task4_tests",), "a spurious 1/N: dgamma as the mean of g * xhat over the batch instead of the sum"),
     M("ex05_batchnorm", "backward-uses-autodiff", "task4_answer",
       (("""    mu = x.mean(axis=0)
     var = x.var(axis=0)
@@ -165,7 +179,19 @@ MUTANTS: list[Mutant] = [
     mu = x.mean(axis=0)
     var = x.var(axis=0)
     inv_std"""),),
-      ("task4_tests",), "lets tamegrad's autodiff produce the answer (right numbers, caught by the structural test)"),
+      ("task4_tests",), "lets tamegrad's autodiff produce the answer (right numbers, caught by the visible structural test)"),
+    M("ex05_batchnorm", "jacobian-forgets-mean-path", "task5_answer",
+      (("np.eye(N) - 1.0 / N - np.outer", "np.eye(N) - np.outer"),),
+      ("task5_tests",), "the Jacobian without the path through mu (the -1/N of every entry)"),
+    M("ex05_batchnorm", "jacobian-wrong-sign", "task5_answer",
+      (("- np.outer(xhat, xhat) / N", "+ np.outer(xhat, xhat) / N"),),
+      ("task5_tests",), "the wrong sign on the xhat_n xhat_k / N term (the path through var)"),
+    M("ex05_batchnorm", "jacobian-diagonal-only", "task5_answer",
+      (("(np.eye(N) - 1.0 / N - np.outer(xhat, xhat) / N)", "np.eye(N)"),),
+      ("task5_tests",), "the Jacobian with mu and var held constant: gamma / sqrt(var + eps) on the diagonal"),
+    M("ex05_batchnorm", "jacobian-divides-by-n-minus-1", "task5_answer",
+      (("x.var() + eps", "x.var(ddof=1) + eps"),),
+      ("task5_tests",), "the unbiased variance (divided by N - 1) where training mode divides by N"),
     # ------------------------------------------------------------ ex06_clipping
     M("ex06_clipping", "clip-value-not-in-place", "task1_answer",
       (("np.clip(p.grad, -clip_value, clip_value, out=p.grad)", "g = np.clip(p.grad, -clip_value, clip_value)"),),
