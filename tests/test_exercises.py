@@ -301,7 +301,7 @@ def test_the_failure_message_quoted_in_the_book_is_real():
     with pytest.raises(AssertionError) as failure:
         gr.check_gradient(s * (1 - s), lambda t: 1 / (1 + (-t).exp()), [x], upstream=g, input_names=["x"],
                           names=["dL/dx"], what="sigmoid_backward(x, grad_out)",
-                          hint="sigma'(x) = sigma(x) (1 - sigma(x)), times grad_out.")
+                          hint="differentiate 1 / (1 + e^{-x}), then express e^{-x} through sigma(x); times grad_out.")
     page = (ROOT / "book" / "exercises.md").read_text(encoding="utf-8")
     quoted = page.split("```text\n", 1)[1].split("```", 1)[0]
     assert quoted.strip() == str(failure.value).strip()
