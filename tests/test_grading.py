@@ -176,6 +176,11 @@ def test_every_packaged_hint_file_loads_with_a_ladder_of_at_least_three_levels()
         for task, table in tasks.items():
             assert len(table["levels"]) >= 3, f"{name} [{task}]: nudge, structure, worked step"
             assert table.get("title") and table.get("points", 0) > 0, f"{name} [{task}]"
+            hint = gr.Hints(name.removesuffix(".toml"), tasks=tasks)
+            for level in range(1, len(table["levels"]) + 1):
+                text = hint.text(task, level)
+                assert max(len(line) for line in text.splitlines()) <= ladder.HINT_WIDTH, f"{name} [{task}] {level}"
+                assert not ANSI.search(text)
 
 
 # ----------------------------------------------------------- self-check

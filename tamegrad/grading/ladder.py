@@ -99,8 +99,9 @@ class Hints:
         shown = SESSION.hint_levels.get(key, 0)
         if level is None:
             if shown >= len(levels):
-                print(f"You have seen all {len(levels)} hints for {task}. "
-                      f'hint("{task}", level=k) shows level k again (k = 1 to {len(levels)}).')
+                print(textwrap.fill(f"You have seen all {len(levels)} hints for {task}. "
+                                    f'hint("{task}", level=k) shows level k again (k = 1 to {len(levels)}).',
+                                    width=HINT_WIDTH))
                 return
             level = shown + 1
         print(self.text(task, level))

@@ -110,7 +110,7 @@ def summary(assignment: str | None = None) -> None:
     assignment = assignment or SESSION.assignment
     lines = [f"Check your work{f': {assignment}' if assignment else ''} (visible tests, this kernel session)", ""]
     head = f"{'task':<7} {'points':>6}  {'visible tests':<13}  what"
-    lines += [head, "-" * len(head)]
+    lines += [head, "-" * TABLE_WIDTH]
     for r in rows:
         what = r["note"] if r["note"] else r["title"]
         first = f"{r['task']:<7} {_points(r['points']):>6}  {r['status']:<13}  "
