@@ -35,10 +35,26 @@ def test_notebooks_are_stripped_and_have_the_current_colab_cell():
     assert course.problems() == []
 
 
-def _setup_cell(nb):
-    """The set-up cell of a page: the first code cell after the Colab cell."""
+def test_sync_writes_the_colab_cell_tagged_to_stay_out_of_the_html(tmp_path):
+    url = "https://example.org/course"
+    path = tmp_path / "page.ipynb"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# A page"),
+                                         nbformat.v4.new_code_cell("import numpy as np")])
+    nbformat.write(nb, path)
+    assert course.sync(path, url) and not course.sync(path, url)   # written once, then current
+    cell = _setup_cell(nbformat.read(path, as_version=4), 0)
+    assert cell.source == course.colab_cell_source(url) and cell.metadata["tags"] == ["remove-cell"]
+    untagged = nbformat.read(path, as_version=4)
+    _setup_cell(untagged, 0).metadata["tags"] = []
+    assert not course.colab_cell_is_current(untagged, url)          # check notices a lost tag
+    nbformat.write(untagged, path)
+    assert course.sync(path, url) and "remove-cell" in _setup_cell(nbformat.read(path, as_version=4), 0).metadata["tags"]
+
+
+def _setup_cell(nb, index=1):
+    """The set-up cell of a page: the first code cell after the Colab cell (index 0 is the Colab cell)."""
     code = [c for c in nb.cells if c.cell_type == "code"]
-    return code[1] if len(code) > 1 else None
+    return code[index] if len(code) > index else None
 
 
 def test_set_up_cells_of_book_pages_are_collapsed_in_the_html():
