@@ -70,6 +70,23 @@ def test_set_up_cells_of_book_pages_are_collapsed_in_the_html():
     assert not loose, "set-up cell not an import cell tagged hide-input or hide-cell: " + ", ".join(loose)
 
 
+SOURCE_FILE_NAME = re.compile(r"\b00[0-4]_[0-9a-f]{16}\.txt|\b[Ss]eeds? 00[0-4]\b|\b00[0-4]-\d\d\b")
+
+
+def test_pages_name_the_source_articles_by_letter():
+    """Learner-facing text says "article C" (the appendix lists the five); file names stay in that appendix."""
+    found = []
+    for path in sorted((ROOT / "book").rglob("*")):
+        if path.suffix not in (".md", ".ipynb") or path.name == "source_articles.md":
+            continue
+        if path.suffix == ".md":
+            texts = [path.read_text(encoding="utf-8")]
+        else:
+            texts = [c.source for c in nbformat.read(path, as_version=4).cells]
+        found += [f"{path.relative_to(ROOT)}: {m.group(0)}" for t in texts for m in SOURCE_FILE_NAME.finditer(t)]
+    assert not found, "name the source articles A to E instead:\n" + "\n".join(found)
+
+
 def test_every_toc_entry_exists():
     toc = (ROOT / "_toc.yml").read_text()
     for entry in re.findall(r"(?:file|root): (\S+)", toc):
