@@ -30,6 +30,7 @@ _array_equal = np.array_equal
 _array2string = np.array2string
 _errstate = np.errstate
 _zeros_like = np.zeros_like
+_ndindex = np.ndindex
 _default_rng = np.random.default_rng
 _unravel_index = np.unravel_index
 
