@@ -34,7 +34,7 @@ from .exercises_mutants import MUTANTS, Mutant, for_assignment
 ROOT = Path(__file__).resolve().parent.parent
 ASSIGNMENTS = [  # fixed names: the book links to them
     "ex01_gradient_descent", "ex02_activations", "ex03_backprop_mlp", "ex04_initialisation",
-    "ex05_batchnorm", "ex06_clipping", "ex07_remedies",
+    "ex05_batchnorm", "ex06_clipping", "ex07_remedies", "ex08_transformer_stability",
 ]
 FEEDBACK_ASSIGNMENT = "ex05_batchnorm"  # whose feedback HTML and CSV export are checked
 SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
@@ -395,7 +395,8 @@ def test_feedback_teaches_and_grades_export_to_csv(a, graded):
 
 
 # ------------------------------------------- hints, self-check, nothing given away
-SELF_CHECKED = ["ex01_gradient_descent", "ex02_activations", "ex04_initialisation", "ex06_clipping", "ex07_remedies"]
+SELF_CHECKED = ["ex01_gradient_descent", "ex02_activations", "ex04_initialisation", "ex06_clipping", "ex07_remedies",
+                "ex08_transformer_stability"]
 WITH_TASK = re.compile(r'^with gr\.task\("(task\d+)", points=(\d+), answers=\(([^)]*)\)\):$', re.MULTILINE)
 
 #: results of the derivation tasks, as they would be written out: none may appear in the student
@@ -411,6 +412,12 @@ GIVEAWAYS = {
                          "task5": ["1 + x * (1", "x * s * (1", "x \\sigma(x) (1", "\\sigma(x)(1 +"]},
     "ex04_initialisation": {"task1": ["sqrt(2 / (1 + slope", "\\sqrt{2/(1 +", "2 / (1 + slope", "sqrt(2.0 / (1.0"]},
     "ex07_remedies": {"task1": ["diag(1 - tanh", "I + diag", "\\operatorname{diag}\\bigl(1", "(1.0 - t * t)"]},
+    "ex08_transformer_stability": {
+        "task2": ["g_hat - g_hat.mean", "x_hat * (g_hat * x_hat)", "\\hat{x}_i \\hat{x}_j", "x_hat_i x_hat_j",
+                  "mean of g_hat * x_hat"],
+        "task3": ["(g_hat - x_hat", "x_hat * (g_hat * x_hat)", "delta_ij - x_hat_i x_hat_j", "x_j / (D r)"],
+        "task5": ["np.abs(gain_q * gain_k).max()", "max |w|", "max_m |w_m|", "\\max_m", "length sqrt(d)",
+                  "length of u is sqrt(d)"]},
 }
 
 
