@@ -88,7 +88,8 @@ class Grader:
         self.config = gradebook.load_config(self.root)
         regexp = opts.named_regexp or self.config.get("FileNameCollectorPlugin", {}).get("named_regexp", "")
         try:
-            self.submitted = submissions.intake(Path(opts.submissions), opts.assignment, tmp, regexp)
+            self.intake = submissions.intake(Path(opts.submissions), opts.assignment, tmp, regexp)
+            self.submitted = self.intake.root
         except submissions.IntakeError as exc:
             raise GradingError(str(exc)) from exc
         self.coursedir = gradebook.course_directory(self.root, self.config, db_url=opts.db_url,
@@ -140,6 +141,8 @@ class Grader:
         opts = self.opts
         student = sub.student
         fp = fingerprint(sub.folder, self.version)
+        if sub.invalid:  # an id nbgrader cannot store, or a folder that was a link: a row, no grading
+            return "row", self.row(student, "invalid", sub.invalid, "; ".join(sub.notes), fp, "")
         old = self.table.get(student, opts.assignment)
         dest = Path(self.coursedir.format_path(self.coursedir.autograded_directory, student, opts.assignment))
         if (not opts.force and old and old.get("fingerprint") == fp and old.get("status") not in ("error", "")
@@ -150,7 +153,7 @@ class Grader:
         _rmtree(dest)
         readable, invalid = sanitize.readable_notebooks(sub.notebooks)
         missing = [n for n in self.notebooks if n not in sub.notebooks]
-        notes = []
+        notes = list(sub.notes)
         if sub.unknown:
             notes.append("ignored notebooks with other names: " + ", ".join(sub.unknown))
         timestamp = self.coursedir.get_existing_timestamp(str(sub.folder)) if sub.folder else None
@@ -278,7 +281,7 @@ def _grade(grader: Grader, opts: Options, t0: float) -> int:
         if kind == "none":
             _say(f"WARNING: grading WITHOUT a sandbox ({why}). Student code can read and write what you can "
                  "and reach the network. Install bubblewrap (Debian: apt-get install bubblewrap).")
-    subs = submissions.list_submissions(grader.submitted, opts.assignment, grader.notebooks)
+    subs = submissions.list_submissions(grader.intake, opts.assignment, grader.notebooks)
     if opts.students:
         subs = [s for s in subs if s.student in opts.students]
     present = {s.student for s in subs}
@@ -348,7 +351,7 @@ def _grade(grader: Grader, opts: Options, t0: float) -> int:
     print(report.summary(list(grader.table.rows.values()), assignment=opts.assignment,
                          seconds=time.perf_counter() - t0, workers=where,
                          sandbox=sandbox.describe(used) if used in ("bwrap", "none") else used,
-                         out=grader.out, skipped=grader.skipped))
+                         out=grader.out, skipped=grader.skipped, intake_notes=grader.intake.general))
     return 1 if grader.errors else 0
 
 
