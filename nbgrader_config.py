@@ -5,6 +5,10 @@ from the repository root, by ``make lab`` and by ``python -m tools.course releas
     exercises/<assignment>/<assignment>.ipynb   the student version (generated: `make release`)
     submitted/<student>/<assignment>/           submissions (nbgrader's default, git-ignored)
     autograded/, feedback/, gradebook.db        nbgrader's defaults (git-ignored)
+    .nbgrader-exchange/                         the exchange of `make lab` (git-ignored)
+
+This file is the instructors': the public repository that `make publish` writes gets a
+learner's version with the exchange setting only (tools/learner/nbgrader_config.py).
 """
 
 import os
@@ -25,8 +29,14 @@ c.Execute.timeout = 120
 
 # The exchange behind `nbgrader release_assignment`, `collect` and JupyterLab's
 # Assignments tab. nbgrader's default, /srv/nbgrader/exchange, suits a shared
-# JupyterHub (set NBGRADER_EXCHANGE to it there); for one person trying the workflow
-# with `make lab` a folder in the home directory needs no administrator rights.
-c.Exchange.root = os.environ.get(
-    "NBGRADER_EXCHANGE", os.path.join(os.path.expanduser("~"), ".local", "share", "taming-gradients", "exchange")
-)
+# JupyterHub (set NBGRADER_EXCHANGE to it there). Unset, the exchange is the git-ignored
+# folder .nbgrader-exchange/ beside this file, created here, so that the Assignments tab
+# of `make lab` works on first open (without it, it shows "exchange directory does not
+# exist" and "Error fetching courses!").
+_here = os.path.dirname(os.path.abspath(__file__))
+c.Exchange.root = os.environ.get("NBGRADER_EXCHANGE") or os.path.join(_here, ".nbgrader-exchange")
+if "NBGRADER_EXCHANGE" not in os.environ:
+    try:
+        os.makedirs(c.Exchange.root, exist_ok=True)
+    except OSError:
+        pass  # a read-only checkout: nbgrader then says that the exchange does not exist
