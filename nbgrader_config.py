@@ -40,3 +40,14 @@ if "NBGRADER_EXCHANGE" not in os.environ:
         os.makedirs(c.Exchange.root, exist_ok=True)
     except OSError:
         pass  # a read-only checkout: nbgrader then says that the exchange does not exist
+
+# `nbgrader generate_feedback` would otherwise print every hidden test verbatim, with its
+# expected values (nbgrader issue #917): the feedback is the autograded notebook, which
+# holds the test cells as the gradebook restored them. RedactHiddenTests (the one that
+# `tamegrad grade` uses) cuts the hidden regions out and keeps only the message of a
+# failed visible check; a failure inside a hidden region becomes one line.
+c.GenerateFeedback.preprocessors = [
+    "tamegrad.autograde.finish.RedactHiddenTests",
+    "nbgrader.preprocessors.GetGrades",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]

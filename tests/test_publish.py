@@ -151,24 +151,40 @@ def test_untracked_files_never_ship_and_a_foreign_folder_is_refused(tmp_path):
         publish.publish(foreign, source)
 
 
+# what a build without execution cannot have: the glued values and the figures that the
+# notebooks' outputs define (the instructors' build executes them, warnings as errors)
+UNEXECUTED = re.compile(r"No key '[^']+' found in glue data|undefined label: '(fig|tab|eq)-[^']+'")
+
+
 @pytest.mark.slow
 def test_the_published_book_builds(published, tmp_path):
-    """Jupyter Book renders the published tree (execution off: the notebooks are the
-    committed, output-free ones; the instructors' build executes them)."""
+    """Jupyter Book renders the published tree, with execution off to keep it cheap: every
+    warning other than those of outputs that were not computed fails the test (a page of
+    the table of contents that was not published, a broken {doc} link, an unknown
+    substitution)."""
     book = tmp_path / "book"
     shutil.copytree(published, book)
     config = book / "_config.yml"
     text = config.read_text()
     assert "execute_notebooks: cache" in text
     config.write_text(text.replace("execute_notebooks: cache", "execute_notebooks: \"off\""))
-    proc = subprocess.run([str(BIN / "jupyter-book"), "build", str(book), "--warningiserror", "--nitpick",
-                           "--keep-going"], capture_output=True, text=True, timeout=900,
-                          env={**os.environ, "PYTHONPATH": str(book)})
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    html = (book / "_build" / "html" / "book" / "exercises.html").read_text()
+    proc = subprocess.run([str(BIN / "jupyter-book"), "build", str(book), "--keep-going"],
+                          capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHONPATH": str(book)})
+    log = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)
+    assert proc.returncode == 0, log[-4000:]
+    warnings = [ln for ln in log.splitlines() if "WARNING" in ln or "ERROR" in ln]
+    assert warnings, "a build without execution has glue warnings: is the log captured?"
+    unexpected = [ln for ln in warnings if not UNEXECUTED.search(ln)]
+    assert unexpected == [], "\n".join(unexpected)
+    html = book / "_build" / "html"
+    for page in ("book/exercises.html", "book/appendix/instructors.html", "index.html"):
+        assert (html / page).is_file(), page
+    exercises = (html / "book" / "exercises.html").read_text()
     url = publish_url(book)
-    assert f"colab.research.google.com/github/{url.split('github.com/')[1]}/blob/" in html
-    assert "{{" not in html
+    assert exercises.count(f"colab.research.google.com/github/{url.split('github.com/')[1]}/blob/main/exercises/") \
+        == len(list((book / "exercises").iterdir()))
+    assert f"git</span><span class=\"w\"> </span>clone<span class=\"w\"> </span>{url}" in exercises
+    assert "{{" not in exercises
 
 
 def publish_url(root: Path) -> str:

@@ -1,0 +1,129 @@
+"""Feedback that teaches and leaks nothing: a failed visible check keeps its message, a
+failure in a hidden region is one line, and nbgrader's own `generate_feedback` (as the
+instructors' appendix runs it, with the course's nbgrader_config.py) strips hidden tests
+too."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+from tamegrad.autograde import finish
+
+from .grade_fixtures import build
+
+SOURCE = """check(f(1), 2)
+### BEGIN HIDDEN TESTS
+assert f(7) == 49, "expected 49 for the secret input 7"
+### END HIDDEN TESTS
+check(f(3), 9)"""
+
+
+def _error(line: int, evalue: str, ename="AssertionError"):
+    tb = ["\x1b[0;31m---------------------------------------------------------------------------\x1b[0m",
+          f"\x1b[0;31m{ename}\x1b[0m                            Traceback (most recent call last)",
+          f"Cell \x1b[0;32mIn[4], line {line}\x1b[0m\n\x1b[1;32m----> {line}\x1b[0m ...",
+          "File \x1b[0;32m/course/fx_grading.py:14\x1b[0m, in \x1b[0;36mcheck\x1b[0;34m(actual, expected)\x1b[0m",
+          f"\x1b[0;31m{ename}\x1b[0m: {evalue}"]
+    return new_output("error", ename=ename, evalue=evalue, traceback=tb)
+
+
+def _redact(outputs, source=SOURCE):
+    nb = new_notebook(cells=[new_code_cell(source, outputs=outputs)])
+    pp = finish.RedactHiddenTests()
+    nb, _ = pp.preprocess(nb, {})
+    return nb.cells[0]
+
+
+def test_a_failed_visible_check_keeps_its_message():
+    cell = _redact([_error(1, "f(1): expected 2, got 3 (hint: square it)")])
+    assert "BEGIN HIDDEN" not in cell.source and "secret input" not in cell.source
+    assert cell.outputs[0].evalue == "f(1): expected 2, got 3 (hint: square it)"
+    assert cell.outputs[0].traceback == ["AssertionError: f(1): expected 2, got 3 (hint: square it)"]
+    after = _redact([_error(5, "f(3): expected 9, got 6")])  # after the hidden region: still visible
+    assert after.outputs[0].evalue == "f(3): expected 9, got 6"
+
+
+def test_a_failure_in_the_hidden_region_is_one_line():
+    cell = _redact([_error(3, "expected 49 for the secret input 7")])
+    text = str(cell.outputs)
+    assert "49" not in text and "secret" not in text and "details of hidden tests are not shown" in text
+    assert len(cell.outputs) == 1 and len(cell.outputs[0].traceback) == 1
+
+
+def test_unclear_or_quoting_failures_are_one_line():
+    no_frame = new_output("error", ename="RuntimeError", evalue="kernel died", traceback=["RuntimeError: kernel died"])
+    assert "not shown" in str(_redact([no_frame]).outputs)
+    quoting = _error(1, 'look: assert f(7) == 49, "expected 49 for the secret input 7"')
+    assert "secret" not in str(_redact([quoting]).outputs)
+    stderr = new_output("stream", name="stderr", text="RuntimeWarning: overflow, expected 49")
+    assert "49" not in str(_redact([stderr]).outputs)
+    passed = _redact([new_output("stream", name="stdout", text="hidden value 49")])
+    assert passed.outputs == []
+
+
+# -- nbgrader's own path, with the course's configuration -------------------------------
+@pytest.fixture(scope="module")
+def nbgrader_feedback(tmp_path_factory):
+    course = tmp_path_factory.mktemp("nbgfeedback") / "course"
+    shutil.copytree(build.HERE / "course", course)
+    config = (build.REPO / "nbgrader_config.py").read_text()
+    (course / "nbgrader_config.py").write_text(config)  # the course's own configuration, as instructors use it
+    build.generate(course)
+    release = build.release_notebook(course)
+    square_ok = "def square(x):\n    return np.asarray(x, dtype=np.float64) ** 2\n"
+    square_visible_wrong = "def square(x):\n    return np.asarray(x, dtype=np.float64) * 2\n"
+    # right on the visible input [1, 2, -3] only
+    square_hidden_wrong = ("def square(x):\n    x = np.asarray(x, dtype=np.float64)\n"
+                           "    return np.where(np.isin(x, [1.0, 2.0, -3.0]), x ** 2, 0.0)\n")
+    sig = ("def sigmoid_grad(z):\n    s = 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)))\n"
+           "    return s * (1.0 - s)\n")
+    for student, square in {"ok": square_ok, "visible": square_visible_wrong, "hidden": square_hidden_wrong}.items():
+        build.write_answers(release, course / "submitted", student, square, sig)
+    for cmd in (["autograde", build.ASSIGNMENT], ["generate_feedback", build.ASSIGNMENT]):
+        proc = subprocess.run([str(build.VENV_BIN / "nbgrader"), *cmd], cwd=course, env=build.env(),
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return course
+
+
+def _feedback(course, student):
+    return (course / "feedback" / student / build.ASSIGNMENT / f"{build.ASSIGNMENT}.html").read_text()
+
+
+def _hidden_lines():
+    nb = nbformat.read(build.HERE / "course" / "solutions" / build.ASSIGNMENT / f"{build.ASSIGNMENT}.ipynb",
+                       as_version=4)
+    lines = []
+    for cell in nb.cells:
+        inside = False
+        for line in cell.source.splitlines():
+            if "BEGIN HIDDEN TESTS" in line:
+                inside = True
+            elif "END HIDDEN TESTS" in line:
+                inside = False
+            elif inside:
+                lines.append(line.strip())
+    return lines
+
+
+@pytest.mark.slow
+def test_nbgrader_generate_feedback_shows_no_hidden_test(nbgrader_feedback):
+    hidden = _hidden_lines()
+    assert len(hidden) >= 6
+    for student in ("ok", "visible", "hidden"):
+        html = _feedback(nbgrader_feedback, student)
+        assert "HIDDEN-MARKER" not in html and "hidden_x" not in html and "hidden_z" not in html, student
+        assert "BEGIN HIDDEN TESTS" not in html, student
+
+
+@pytest.mark.slow
+def test_nbgrader_feedback_teaches_on_a_visible_failure(nbgrader_feedback):
+    visible = _feedback(nbgrader_feedback, "visible")
+    assert "relative error" in visible and "is above 1e-07" in visible
+    hidden = _feedback(nbgrader_feedback, "hidden")
+    assert "details of hidden tests are not shown" in hidden and "relative error" not in hidden
