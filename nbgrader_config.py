@@ -51,3 +51,9 @@ c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
+
+# Every notebook nbgrader renders as HTML from here (the formgrader's view of a submission,
+# generate_feedback) goes through SafeMarkup first: scripts, event handlers, javascript:
+# URLs, SVG, iframes, <object>/<embed> and <meta http-equiv=refresh> that a student put in
+# a markdown cell or an output are neutralised (bleach, with the course's allow-list).
+c.HTMLExporter.preprocessors = ["tamegrad.autograde.sanitize.SafeMarkup"]

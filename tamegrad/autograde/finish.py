@@ -11,7 +11,10 @@ Feedback is nbgrader's GenerateFeedback (GetGrades, CSSHTMLHeaderPreprocessor an
 a test cell's hidden region is cut out of its source (nbgrader's ClearHiddenTests); a
 failure of a visible check keeps its message, a failure in the hidden region becomes one
 line. The course's ``nbgrader_config.py`` registers the same preprocessor for
-``nbgrader generate_feedback``.
+``nbgrader generate_feedback``. Both the autograded notebook (last preprocessor of
+:func:`post_exporter`) and the feedback (first) go through :class:`.sanitize.SafeMarkup`:
+no script, handler, ``javascript:`` URL, SVG, iframe, object or meta refresh of a
+student's reaches a browser.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import ClearHiddenTests
 from traitlets import Bool
 
+from .sanitize import SafeMarkup
+
 
 def post_exporter(config, autograde):
     from nbconvert.exporters import NotebookExporter
@@ -35,6 +40,8 @@ def post_exporter(config, autograde):
         if pp is Execute or (isinstance(pp, type) and issubclass(pp, Execute)):
             continue
         exporter.register_preprocessor(pp(parent=autograde))
+    # last: the autograded notebook that the formgrader renders holds no working markup
+    exporter.register_preprocessor(SafeMarkup(parent=autograde), enabled=True)
     return exporter
 
 
@@ -142,7 +149,7 @@ def feedback_exporter(config):
         base, "server_extensions", "formgrader", "static", "node_modules", "bootstrap", "dist", "css")]
     exporter = HTMLExporter(config=cfg)
     exporter._preprocessors = []
-    for pp in (RedactHiddenTests, GetGrades, CSSHTMLHeaderPreprocessor):
+    for pp in (SafeMarkup, RedactHiddenTests, GetGrades, CSSHTMLHeaderPreprocessor):
         exporter.register_preprocessor(pp(config=cfg), enabled=True)
     return exporter
 

@@ -20,6 +20,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nbconvert.preprocessors import Preprocessor
+from traitlets import Bool
+
 
 def _classes():
     from nbgrader import utils
@@ -165,3 +168,148 @@ def readable_notebooks(notebooks: dict[str, Path]) -> tuple[dict[str, Path], dic
             continue
         ok[name] = path
     return ok, bad
+
+
+# -- markup: nothing a student wrote runs in a browser ---------------------------------------
+SAFE_TAGS = frozenset({
+    "a", "abbr", "b", "blockquote", "br", "caption", "code", "col", "colgroup", "dd", "del", "details",
+    "div", "dl", "dt", "em", "figcaption", "figure", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img",
+    "ins", "kbd", "li", "mark", "ol", "p", "pre", "q", "s", "samp", "small", "span", "strong", "sub",
+    "summary", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "u", "ul", "var"})
+SAFE_ATTRIBUTES = {"class", "title", "align", "colspan", "rowspan", "alt", "width", "height"}
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif")
+BASE64 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\n\r ")
+KEPT_OUTPUTS = {"text/plain", "text/latex", "image/png", "image/jpeg"}   # the template escapes them
+CLEANED_OUTPUTS = {"text/html", "text/markdown"}                         # kept after bleach
+
+
+def _allowed_attribute(tag: str, name: str, value: str) -> bool:
+    """bleach's attribute filter: no event handler, no style, and URLs only of a safe kind
+    (``a href``: http, https, mailto or a fragment; ``img src``: http(s) or a base64
+    ``data:image/{png,jpeg,gif}``)."""
+    if tag == "a" and name == "href":
+        return value.startswith("#") or value.split(":", 1)[0].strip().lower() in ("http", "https", "mailto")
+    if tag == "img" and name == "src":
+        v = value.strip().lower()
+        return v.startswith(("http://", "https://")) or any(
+            v.startswith(f"data:{t};base64,") for t in IMAGE_TYPES)
+    return name in SAFE_ATTRIBUTES
+
+
+def clean_html(html: str) -> str:
+    """``html`` through bleach with the course's allow-list (:data:`SAFE_TAGS`,
+    :func:`_allowed_attribute`): every other tag (script, iframe, object, embed, svg, meta,
+    style, form, ...) is escaped to visible text, every other attribute (``on*`` handlers,
+    ``style``, ``javascript:``/``data:`` URLs) is removed, comments are dropped."""
+    import bleach
+
+    return bleach.clean(html, tags=SAFE_TAGS, attributes=_allowed_attribute,
+                        protocols={"http", "https", "mailto", "data"}, strip=False, strip_comments=True)
+
+
+def _markup_is_safe(html: str) -> bool:
+    """Whether bleach with the allow-list leaves ``html`` as bleach with no restriction would
+    (same normalisation): nothing in it needs neutralising."""
+    import bleach
+    from bleach import html5lib_shim
+
+    free = bleach.clean(html, tags=frozenset(html5lib_shim.HTML_TAGS) | {"svg", "math", "script"},
+                        attributes=lambda tag, name, value: True,
+                        protocols={"http", "https", "mailto", "data", "javascript", "vbscript", "file"},
+                        strip=False, strip_comments=True)
+    return free == clean_html(html)
+
+
+def safe_markdown(source: str) -> str:
+    """A markdown text that renders to nothing unsafe.
+
+    The text itself when its rendering (nbconvert's ``markdown2html``, as the feedback and
+    formgrader templates render it) is safe; else that rendering through
+    :func:`clean_html`, as one raw-HTML block (a ``<div>`` with no blank line, so that the
+    templates' markdown pass leaves it verbatim and cannot turn escaped text back into a
+    link); if even that did not render safely, the text escaped in a ``<pre>``. The result
+    is always checked by rendering it again.
+    """
+    import html
+
+    from nbconvert.filters import markdown2html
+
+    if _markup_is_safe(markdown2html(source)):
+        return source
+    cleaned = clean_html(markdown2html(source))
+    block = "<div>\n" + "\n".join(ln if ln.strip() else "&#32;" for ln in cleaned.strip("\n").split("\n")) + "\n</div>"
+    if _markup_is_safe(markdown2html(block)):
+        return block
+    return "<pre>" + html.escape(source).replace("\n\n", "\n&#32;\n") + "</pre>"
+
+
+def _base64_image(value) -> bool:
+    return isinstance(value, str) and set(value) <= BASE64
+
+
+def safe_notebook(nb):
+    """Neutralise, in place, everything in ``nb`` that a browser could run when nbconvert's
+    templates (feedback, formgrade) render it, and return ``nb``:
+
+    * markdown and raw cells, and ``text/markdown``/``text/html`` outputs: :func:`safe_markdown`
+      or :func:`clean_html`;
+    * other outputs: only ``text/plain``, ``text/latex`` (escaped by the templates) and
+      base64 PNG/JPEG images stay; ``image/svg+xml``, JavaScript, widgets and every other
+      type are dropped; output metadata keeps only numeric ``width``/``height`` (the
+      templates write them into unquoted attributes);
+    * attachments: base64 PNG/JPEG/GIF only; cell tags: letters, digits, ``_`` and ``-``
+      only (they become class names); cell ids: nbformat's pattern, else a new id.
+    """
+    import re
+    import uuid
+
+    cell_id = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+    tag_ok = re.compile(r"^[\w-]{1,64}$")
+    for cell in nb.cells:
+        if "id" in cell and not (isinstance(cell.id, str) and cell_id.match(cell.id)):
+            cell.id = uuid.uuid4().hex[:8]
+        md = cell.get("metadata", {})
+        if "tags" in md:
+            md["tags"] = [t for t in md.get("tags") or [] if isinstance(t, str) and tag_ok.match(t)]
+        if cell.cell_type == "markdown":
+            cell.source = safe_markdown(cell.source)
+        elif cell.cell_type == "raw":
+            cell.source = clean_html(cell.source)
+        if "attachments" in cell:
+            cell.attachments = {
+                name: {t: v for t, v in (bundle or {}).items() if t in IMAGE_TYPES and _base64_image(v)}
+                for name, bundle in (cell.attachments or {}).items() if isinstance(bundle, dict)}
+        if cell.cell_type != "code":
+            continue
+        for out in cell.get("outputs", []):
+            if out.get("output_type") not in ("display_data", "execute_result"):
+                continue
+            data = out.get("data", {})
+            for key in list(data):
+                value = data[key]
+                if key in CLEANED_OUTPUTS and isinstance(value, str):
+                    data[key] = safe_markdown(value) if key == "text/markdown" else clean_html(value)
+                elif key not in KEPT_OUTPUTS or not isinstance(value, str) or (
+                        key.startswith("image/") and not _base64_image(value)):
+                    del data[key]
+            meta = out.get("metadata", {}) or {}
+            kept = {}
+            for key in ("image/png", "image/jpeg"):
+                sizes = meta.get(key) if isinstance(meta.get(key), dict) else {}
+                sizes = {k: int(v) for k, v in sizes.items()
+                         if k in ("width", "height") and isinstance(v, (int, float)) and not isinstance(v, bool)}
+                if sizes:
+                    kept[key] = sizes
+            out["metadata"] = kept
+    return nb
+
+
+class SafeMarkup(Preprocessor):
+    """:func:`safe_notebook` as an nbconvert preprocessor, enabled wherever it is registered
+    (``HTMLExporter.preprocessors`` in ``nbgrader_config.py``: the formgrader and
+    ``nbgrader generate_feedback``; the feedback exporter of ``tamegrad grade``)."""
+
+    enabled = Bool(True).tag(config=True)
+
+    def preprocess(self, nb, resources):
+        return safe_notebook(nb), resources
