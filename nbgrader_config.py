@@ -57,3 +57,17 @@ c.GenerateFeedback.preprocessors = [
 # URLs, SVG, iframes, <object>/<embed> and <meta http-equiv=refresh> that a student put in
 # a markdown cell or an output are neutralised (bleach, with the course's allow-list).
 c.HTMLExporter.preprocessors = ["tamegrad.autograde.sanitize.SafeMarkup"]
+
+# nbgrader's own sanitising steps of `nbgrader autograde`, with one class replaced:
+# QuietOverwriteCells is OverwriteCells without its false alarm "Attribute 'checksum' for
+# cell ..._tests has changed!", printed for every untouched test cell that has hidden
+# tests (the gradebook's checksum includes the hidden tests, the released cell does not;
+# putting the recorded source back is how the hidden tests return). A test cell that a
+# student did edit is still reported, and restored, as nbgrader does.
+c.Autograde.sanitize_preprocessors = [
+    "nbgrader.preprocessors.ClearOutput",
+    "nbgrader.preprocessors.DeduplicateIds",
+    "nbgrader.preprocessors.OverwriteKernelspec",
+    "tamegrad.autograde.sanitize.QuietOverwriteCells",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]

@@ -231,3 +231,18 @@ def test_the_summary_escapes_names():
     assert "\x1b" not in text and "\r" not in text and "\u202e" not in text
     assert "\\x1b[2K\\x0dtamegrad" in text and "bad\\x0aline\\u202e" in text
     assert len(text.splitlines()) == 7, text
+
+
+def test_a_grades_csv_written_by_nbgrader_export_is_never_overwritten(tmp_path):
+    export = "assignment,duedate,timestamp,student_id,last_name,first_name,email,raw_score\nfx,,,ann,,,,5\n"
+    (tmp_path / "grades.csv").write_text(export)
+    with pytest.raises(report.NotOurs):
+        report.Table(tmp_path / "grades.csv")
+    out = subprocess.run([str(build.VENV_BIN / "tamegrad"), "grade", "fx_square", "--submissions", str(tmp_path),
+                          "--course", str(tmp_path)], capture_output=True, text=True)
+    assert out.returncode == 2 and "not written by tamegrad grade" in out.stderr and "--grades" in out.stderr
+    assert (tmp_path / "grades.csv").read_text() == export
+    table = report.Table(tmp_path / "ours.csv")   # its own file: read back and rewritten
+    table.put({"student_id": "ann", "assignment": "fx", "score": 1.0, "max_score": 5, "status": "graded"}, [])
+    table.save()
+    assert report.Table(tmp_path / "ours.csv").get("ann", "fx")["score"] == "1"

@@ -82,13 +82,31 @@ def nbgrader_feedback(tmp_path_factory):
                            "    return np.where(np.isin(x, [1.0, 2.0, -3.0]), x ** 2, 0.0)\n")
     sig = ("def sigmoid_grad(z):\n    s = 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)))\n"
            "    return s * (1.0 - s)\n")
-    for student, square in {"ok": square_ok, "visible": square_visible_wrong, "hidden": square_hidden_wrong}.items():
+    for student, square in {"ok": square_ok, "visible": square_visible_wrong, "hidden": square_hidden_wrong,
+                            "edited": square_ok}.items():
         build.write_answers(release, course / "submitted", student, square, sig)
+    path = course / "submitted" / "edited" / build.ASSIGNMENT / f"{build.ASSIGNMENT}.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_square").source = "pass"
+    nbformat.write(nb, path)
     for cmd in (["autograde", build.ASSIGNMENT], ["generate_feedback", build.ASSIGNMENT]):
         proc = subprocess.run([str(build.VENV_BIN / "nbgrader"), *cmd], cwd=course, env=build.env(),
                               capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stdout + proc.stderr
+        (course.parent / f"{cmd[0]}.log").write_text(proc.stdout + proc.stderr)
     return course
+
+
+@pytest.mark.slow
+def test_untouched_test_cells_raise_no_checksum_alarm(nbgrader_feedback):
+    """nbgrader autograde with the course's configuration: no "checksum has changed" for
+    the three untouched submissions (2 test cells with hidden tests each), one for the
+    student who did edit a test cell, whose cell is restored all the same."""
+    log = (nbgrader_feedback.parent / "autograde.log").read_text()
+    alarms = [ln for ln in log.splitlines() if "'checksum'" in ln and "has changed" in ln]
+    assert len(alarms) == 1 and "test_square" in alarms[0], alarms
+    text = (nbgrader_feedback / "autograded" / "edited" / build.ASSIGNMENT / f"{build.ASSIGNMENT}.ipynb").read_text()
+    assert "HIDDEN-MARKER-SQUARE" in text  # restored, hidden tests included
 
 
 def _feedback(course, student):
@@ -115,7 +133,7 @@ def _hidden_lines():
 def test_nbgrader_generate_feedback_shows_no_hidden_test(nbgrader_feedback):
     hidden = _hidden_lines()
     assert len(hidden) >= 6
-    for student in ("ok", "visible", "hidden"):
+    for student in ("ok", "visible", "hidden", "edited"):
         html = _feedback(nbgrader_feedback, student)
         assert "HIDDEN-MARKER" not in html and "hidden_x" not in html and "hidden_z" not in html, student
         assert "BEGIN HIDDEN TESTS" not in html, student

@@ -43,6 +43,7 @@ class Options:
     feedback: bool = True
     progress: bool = True
     students: list[str] = field(default_factory=list)
+    grades: Path | None = None          # default: <out>/grades.csv
 
 
 class GradingError(Exception):
@@ -85,6 +86,11 @@ class Grader:
         self.opts = opts
         self.root = Path(opts.course).resolve()
         self.out = Path(opts.out).resolve() if opts.out else self.root
+        self.grades_path = Path(opts.grades).resolve() if opts.grades else self.out / "grades.csv"
+        try:
+            self.table = report.Table(self.grades_path)
+        except report.NotOurs as exc:
+            raise GradingError(str(exc)) from exc
         self.config = gradebook.load_config(self.root)
         regexp = opts.named_regexp or self.config.get("FileNameCollectorPlugin", {}).get("named_regexp", "")
         try:
@@ -104,7 +110,6 @@ class Grader:
         self.version = gradebook.assignment_version(self.coursedir, opts.assignment)
         self.layout = gradebook.cell_layout(self.coursedir, opts.assignment)
         self.cell_columns = [f"{nb}/{gid}" for nb, gid, _, _ in self.layout]
-        self.table = report.Table(self.out / "grades.csv")
 
         from nbgrader.converters import Autograde
 
@@ -351,7 +356,8 @@ def _grade(grader: Grader, opts: Options, t0: float) -> int:
     print(report.summary(list(grader.table.rows.values()), assignment=opts.assignment,
                          seconds=time.perf_counter() - t0, workers=where,
                          sandbox=sandbox.describe(used) if used in ("bwrap", "none") else used,
-                         out=grader.out, skipped=grader.skipped, intake_notes=grader.intake.general))
+                         out=grader.out, skipped=grader.skipped, intake_notes=grader.intake.general,
+                         grades=grader.grades_path))
     return 1 if grader.errors else 0
 
 

@@ -65,12 +65,32 @@ def _fmt(value):
     return value
 
 
+class NotOurs(Exception):
+    """The file exists and was not written by ``tamegrad grade``."""
+
+
+def written_by_us(columns: list[str]) -> bool:
+    """Whether a CSV header is this module's (it starts with ``FIXED[:5]``). nbgrader
+    export's ``grades.csv`` starts ``assignment, duedate, timestamp, student_id``."""
+    return columns[:5] == FIXED[:5]
+
+
 class Table:
-    """The rows of grades.csv, keyed by (student_id, assignment)."""
+    """The rows of grades.csv, keyed by (student_id, assignment).
+
+    An existing file that ``tamegrad grade`` did not write (``nbgrader export --to
+    grades.csv`` writes the same name with other columns) is never overwritten:
+    :class:`NotOurs` is raised instead.
+    """
 
     def __init__(self, path: Path):
         self.path = path
         columns, rows = read(path)
+        if path.is_file() and path.stat().st_size and not written_by_us(columns):
+            raise NotOurs(
+                f"{path} exists and was not written by tamegrad grade (its columns begin "
+                f"{', '.join(columns[:4]) or '(none)'}; nbgrader export writes grades.csv too). It is left "
+                "alone: move it, or choose another file with --grades FILE.")
         self.cell_columns = [c for c in columns if c not in FIXED]
         self.rows = {(r["student_id"], r["assignment"]): r for r in rows}
 
@@ -105,7 +125,7 @@ def shown(text) -> str:
 
 
 def summary(rows: list[dict], *, assignment: str, seconds: float, workers: str, sandbox: str,
-            out: Path, skipped: int, intake_notes: list[str] = ()) -> str:
+            out: Path, skipped: int, intake_notes: list[str] = (), grades: Path | None = None) -> str:
     mine = [r for r in rows if r["assignment"] == assignment]
     counts = Counter(r["status"] for r in mine)
     scores = [float(r["score"]) for r in mine if r.get("score") not in ("", None)]
@@ -130,5 +150,5 @@ def summary(rows: list[dict], *, assignment: str, seconds: float, workers: str, 
         lines.append(f"  - {shown(r['student_id'])[:80]}: {r['status']}, {r.get('score', '')}  {shown(why)[:160]}")
     if len(odd) > 30:
         lines.append(f"  ... and {len(odd) - 30} more (see grades.csv)")
-    lines.append(f"  grades: {out / 'grades.csv'}; notebooks: {out / 'autograded'}; feedback: {out / 'feedback'}")
+    lines.append(f"  grades: {grades or out / 'grades.csv'}; notebooks: {out / 'autograded'}; feedback: {out / 'feedback'}")
     return "\n".join(lines)

@@ -21,89 +21,123 @@ from __future__ import annotations
 from pathlib import Path
 
 from nbconvert.preprocessors import Preprocessor
+from nbformat.notebooknode import NotebookNode
+from nbgrader import utils
+from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor, OverwriteCells
 from traitlets import Bool
 
 
-def _classes():
-    from nbgrader import utils
-    from nbgrader.api import Gradebook, MissingEntry
-    from nbgrader.preprocessors import NbGraderPreprocessor, OverwriteCells
+class RestoreCellMetadata(NbGraderPreprocessor):
+    """Give cells the gradebook knows their recorded nbgrader metadata back."""
 
-    class RestoreCellMetadata(NbGraderPreprocessor):
-        """Give cells the gradebook knows their recorded nbgrader metadata back."""
-
-        def preprocess(self, nb, resources):
-            notebook_id = resources["nbgrader"]["notebook"]
-            assignment_id = resources["nbgrader"]["assignment"]
-            with Gradebook(resources["nbgrader"]["db_url"]) as gb:
-                try:
-                    source = gb.find_notebook(notebook_id, assignment_id)
-                except MissingEntry:
-                    return nb, resources
-                grade = {c.name: c for c in source.grade_cells}
-                solution = {c.name for c in source.solution_cells}
-                task = {c.name: c for c in source.task_cells}
-                cells = {c.name: c for c in source.source_cells}
-                for cell in nb.cells:
-                    md = cell.get("metadata", {}).get("nbgrader")
-                    if not isinstance(md, dict):
-                        continue
-                    gid = md.get("grade_id")
-                    if not isinstance(gid, str) or gid not in cells:
-                        continue
-                    src = cells[gid]
-                    md["grade"] = gid in grade
-                    md["solution"] = gid in solution
-                    md["locked"] = bool(src.locked)
-                    if gid in task:
-                        md["task"] = True
-                    else:
-                        md.pop("task", None)
-                    if gid in grade:
-                        md["points"] = float(grade[gid].max_score)
-                    elif gid in task:
-                        md["points"] = float(task[gid].max_score)
-                    else:
-                        md.pop("points", None)
-                    md["schema_version"] = 3
-            return nb, resources
-
-        def preprocess_cell(self, cell, resources, index):
-            return cell, resources
-
-    class ReaddingOverwriteCells(OverwriteCells):
-        """OverwriteCells that re-adds missing grade cells after the nearest surviving
-        cell that precedes them in the source."""
-
-        def add_missing_grade_cells(self, nb, resources):
-            source_nb = self.gradebook.find_notebook(self.notebook_id, self.assignment_id)
-            source_ids = [c.name for c in source_nb.source_cells]
-            # source_cells are stored in no particular order: order them as the source notebook
-            order = _source_order(resources)
-            if order:
-                source_ids.sort(key=lambda n: order.get(n, len(order)))
-            source_cells = {c.name: c for c in source_nb.source_cells}
-            solution_ids = {c.name for c in source_nb.solution_cells}
-            for grade_cell in source_nb.grade_cells:
-                present = {c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells
-                           if utils.is_grade(c) or utils.is_solution(c) or utils.is_locked(c)}
-                if grade_cell.name in present:
+    def preprocess(self, nb, resources):
+        notebook_id = resources["nbgrader"]["notebook"]
+        assignment_id = resources["nbgrader"]["assignment"]
+        with Gradebook(resources["nbgrader"]["db_url"]) as gb:
+            try:
+                source = gb.find_notebook(notebook_id, assignment_id)
+            except MissingEntry:
+                return nb, resources
+            grade = {c.name: c for c in source.grade_cells}
+            solution = {c.name for c in source.solution_cells}
+            task = {c.name: c for c in source.task_cells}
+            cells = {c.name: c for c in source.source_cells}
+            for cell in nb.cells:
+                md = cell.get("metadata", {}).get("nbgrader")
+                if not isinstance(md, dict):
                     continue
-                self.log.warning("Missing grade cell %s encountered, adding to notebook", grade_cell.name)
-                new = self.missing_cell_transform(source_cells[grade_cell.name], grade_cell.max_score,
-                                                  is_solution=grade_cell.name in solution_ids)
-                at = 0
-                idx = source_ids.index(grade_cell.name) if grade_cell.name in source_ids else 0
-                for prev in reversed(source_ids[:idx]):
-                    pos = next((i for i, c in enumerate(nb.cells)
-                                if c.metadata.get("nbgrader", {}).get("grade_id") == prev), None)
-                    if pos is not None:
-                        at = pos + 1
-                        break
-                nb.cells.insert(at, new)
-            return nb, resources
+                gid = md.get("grade_id")
+                if not isinstance(gid, str) or gid not in cells:
+                    continue
+                src = cells[gid]
+                md["grade"] = gid in grade
+                md["solution"] = gid in solution
+                md["locked"] = bool(src.locked)
+                if gid in task:
+                    md["task"] = True
+                else:
+                    md.pop("task", None)
+                if gid in grade:
+                    md["points"] = float(grade[gid].max_score)
+                elif gid in task:
+                    md["points"] = float(task[gid].max_score)
+                else:
+                    md.pop("points", None)
+                md["schema_version"] = 3
+        return nb, resources
 
-    return RestoreCellMetadata, ReaddingOverwriteCells
+    def preprocess_cell(self, cell, resources, index):
+        return cell, resources
+
+def _released_source(source: str) -> str:
+    """A test cell's source as nbgrader releases it: its hidden regions cut out."""
+    cell = NotebookNode(cell_type="code", source=source, metadata={}, outputs=[], execution_count=None)
+    ClearHiddenTests(enforce_metadata=False)._remove_hidden_test_region(cell)
+    return cell.source
+
+
+class QuietOverwriteCells(OverwriteCells):
+    """nbgrader's OverwriteCells, without its false alarm about hidden tests.
+
+    The gradebook records a test cell's checksum *with* its hidden tests; the released cell
+    has them cut out, so every untouched test cell with hidden tests reads as changed, and
+    OverwriteCells warns "Attribute 'checksum' for cell ... has changed!" while it puts the
+    recorded source (hidden tests included) back, which is how hidden tests return at
+    grading. This class says nothing in that case (the submitted source is exactly the
+    released one) and warns, as nbgrader does, when a student did edit the cell.
+    """
+
+    def preprocess_cell(self, cell, resources, cell_index):
+        self._released = None
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id is not None:
+            try:
+                src = self.gradebook.find_source_cell(grade_id, self.notebook_id, self.assignment_id)
+                self._released = src.locked and cell.source == _released_source(src.source) \
+                    and cell.source != src.source
+            except MissingEntry:
+                pass
+        return super().preprocess_cell(cell, resources, cell_index)
+
+    def report_change(self, name, attr, old, new):
+        if attr == "checksum" and getattr(self, "_released", False):
+            self.log.debug("restoring the hidden tests of %s", name)
+            return
+        super().report_change(name, attr, old, new)
+
+
+class ReaddingOverwriteCells(QuietOverwriteCells):
+    """OverwriteCells that re-adds missing grade cells after the nearest surviving
+    cell that precedes them in the source."""
+
+    def add_missing_grade_cells(self, nb, resources):
+        source_nb = self.gradebook.find_notebook(self.notebook_id, self.assignment_id)
+        source_ids = [c.name for c in source_nb.source_cells]
+        # source_cells are stored in no particular order: order them as the source notebook
+        order = _source_order(resources)
+        if order:
+            source_ids.sort(key=lambda n: order.get(n, len(order)))
+        source_cells = {c.name: c for c in source_nb.source_cells}
+        solution_ids = {c.name for c in source_nb.solution_cells}
+        for grade_cell in source_nb.grade_cells:
+            present = {c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells
+                       if utils.is_grade(c) or utils.is_solution(c) or utils.is_locked(c)}
+            if grade_cell.name in present:
+                continue
+            self.log.warning("Missing grade cell %s encountered, adding to notebook", grade_cell.name)
+            new = self.missing_cell_transform(source_cells[grade_cell.name], grade_cell.max_score,
+                                              is_solution=grade_cell.name in solution_ids)
+            at = 0
+            idx = source_ids.index(grade_cell.name) if grade_cell.name in source_ids else 0
+            for prev in reversed(source_ids[:idx]):
+                pos = next((i for i, c in enumerate(nb.cells)
+                            if c.metadata.get("nbgrader", {}).get("grade_id") == prev), None)
+                if pos is not None:
+                    at = pos + 1
+                    break
+            nb.cells.insert(at, new)
+        return nb, resources
 
 
 def _source_order(resources) -> dict[str, int]:
@@ -120,14 +154,14 @@ def _source_order(resources) -> dict[str, int]:
 def sanitize_exporter(config, autograde):
     """A NotebookExporter with nbgrader's sanitize preprocessors (hardened as above)."""
     from nbconvert.exporters import NotebookExporter
-    from nbgrader.preprocessors import OverwriteCells
+    from traitlets.utils.importstring import import_item
 
-    RestoreCellMetadata, ReaddingOverwriteCells = _classes()
     exporter = NotebookExporter(config=config)
     exporter._preprocessors = []
     exporter.register_preprocessor(RestoreCellMetadata(parent=autograde), enabled=True)
     for pp in autograde.sanitize_preprocessors:
-        if pp is OverwriteCells:
+        pp = import_item(pp) if isinstance(pp, str) else pp
+        if isinstance(pp, type) and issubclass(pp, OverwriteCells):
             inst = ReaddingOverwriteCells(parent=autograde)
             inst.add_missing_cells = True
             exporter.register_preprocessor(inst, enabled=True)
