@@ -94,6 +94,9 @@ def nbgrader_feedback(tmp_path_factory):
                               capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         (course.parent / f"{cmd[0]}.log").write_text(proc.stdout + proc.stderr)
+    # the same submissions through tamegrad grade, its results in tamegrad/
+    proc = build.grade(course, course / "submitted", "--workers", "1", "--force", "--out", str(course / "tamegrad"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
     return course
 
 
@@ -109,8 +112,8 @@ def test_untouched_test_cells_raise_no_checksum_alarm(nbgrader_feedback):
     assert "HIDDEN-MARKER-SQUARE" in text  # restored, hidden tests included
 
 
-def _feedback(course, student):
-    return (course / "feedback" / student / build.ASSIGNMENT / f"{build.ASSIGNMENT}.html").read_text()
+def _feedback(course, student, where=""):
+    return (course / where / "feedback" / student / build.ASSIGNMENT / f"{build.ASSIGNMENT}.html").read_text()
 
 
 def _hidden_lines():
@@ -129,19 +132,26 @@ def _hidden_lines():
     return lines
 
 
+WHERE = pytest.mark.parametrize("where", ["", "tamegrad"], ids=["nbgrader generate_feedback", "tamegrad grade"])
+
+
 @pytest.mark.slow
-def test_nbgrader_generate_feedback_shows_no_hidden_test(nbgrader_feedback):
-    hidden = _hidden_lines()
+@WHERE
+def test_feedback_shows_no_hidden_test(nbgrader_feedback, where):
+    hidden = [ln for ln in _hidden_lines() if len(ln) > 12]
     assert len(hidden) >= 6
     for student in ("ok", "visible", "hidden", "edited"):
-        html = _feedback(nbgrader_feedback, student)
-        assert "HIDDEN-MARKER" not in html and "hidden_x" not in html and "hidden_z" not in html, student
+        html = _feedback(nbgrader_feedback, student, where)
         assert "BEGIN HIDDEN TESTS" not in html, student
+        assert "HIDDEN-MARKER" not in html and "hidden_x" not in html and "hidden_z" not in html, student
+        for line in hidden:
+            assert line not in html and line.replace(">", "&gt;").replace("<", "&lt;") not in html, (student, line)
 
 
 @pytest.mark.slow
-def test_nbgrader_feedback_teaches_on_a_visible_failure(nbgrader_feedback):
-    visible = _feedback(nbgrader_feedback, "visible")
+@WHERE
+def test_feedback_teaches_on_a_visible_failure(nbgrader_feedback, where):
+    visible = _feedback(nbgrader_feedback, "visible", where)
     assert "relative error" in visible and "is above 1e-07" in visible
-    hidden = _feedback(nbgrader_feedback, "hidden")
+    hidden = _feedback(nbgrader_feedback, "hidden", where)
     assert "details of hidden tests are not shown" in hidden and "relative error" not in hidden
