@@ -246,3 +246,14 @@ def test_a_grades_csv_written_by_nbgrader_export_is_never_overwritten(tmp_path):
     table.put({"student_id": "ann", "assignment": "fx", "score": 1.0, "max_score": 5, "status": "graded"}, [])
     table.save()
     assert report.Table(tmp_path / "ours.csv").get("ann", "fx")["score"] == "1"
+
+
+def test_a_student_folder_without_the_assignment_is_a_missing_submission(tmp_path):
+    _student(tmp_path / "submitted", "ann")
+    (tmp_path / "submitted" / "bo" / "fx_Square").mkdir(parents=True)     # a misnamed folder
+    (tmp_path / "submitted" / ".ipynb_checkpoints").mkdir()
+    result = submissions.intake(tmp_path / "submitted", "fx_square", tmp_path / "work")
+    subs = {s.student: s for s in submissions.list_submissions(result, "fx_square", ["fx_square"])}
+    assert sorted(subs) == ["ann", "bo"]
+    assert subs["bo"].folder is None and subs["bo"].invalid == "" and not subs["bo"].notebooks
+    assert subs["bo"].notes == ["no folder fx_square/ (found: fx_Square)"]

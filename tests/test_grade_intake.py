@@ -34,6 +34,7 @@ def batch(tmp_path_factory):
     peek = incoming / "link_peek" / build.ASSIGNMENT / "peek.txt"
     peek.symlink_to(course / "solutions" / build.ASSIGNMENT / f"{build.ASSIGNMENT}.ipynb")
     (incoming / "late_garbage" / build.ASSIGNMENT / "timestamp.txt").write_text("the day after the deadline")
+    (incoming / "misnamed" / "fx_Square").mkdir(parents=True)
     proc = build.grade(course, incoming, "--workers", "1")
     return proc, build.read_grades(course / "grades.csv"), course
 
@@ -41,7 +42,8 @@ def batch(tmp_path_factory):
 def test_every_folder_has_a_row(batch):
     proc, grades, _ = batch
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert sorted(grades) == sorted(list(GRADED) + list(INVALID))
+    assert sorted(grades) == sorted(list(GRADED) + list(INVALID) + ["misnamed"])
+    assert grades["misnamed"]["status"] == "missing" and "found: fx_Square" in grades["misnamed"]["notes"]
     for student, score in GRADED.items():
         assert grades[student]["status"] == "graded", grades[student]
         assert float(grades[student]["score"]) == score, grades[student]

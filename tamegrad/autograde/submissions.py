@@ -23,7 +23,9 @@ be the one listed). Archive members are extracted with no absolute paths, no ``.
 no links and no special files, and at most ``MAX_TOTAL`` bytes in all (``MAX_FILE`` per
 file).
 
-**Every student folder is a submission.** Ids nbgrader cannot store or find again
+**Every student folder is a submission.** A folder without ``<assignment>/`` is one
+with no notebook (the grader's status ``missing``, with a note of what the folder holds).
+Ids nbgrader cannot store or find again
 (:func:`id_problem`) become a :class:`Submission` with ``invalid`` set to the reason, so
 that the grader writes a row with status ``invalid`` for them instead of dropping them.
 A ``timestamp.txt`` that nbgrader cannot parse is left out of the staged copy with a note:
@@ -364,11 +366,18 @@ def stage(src_root: Path, dest_root: Path, assignment: str, intake_: Intake) -> 
                 intake_.notes.setdefault(student, []).append("the student folder is a symbolic link, not followed")
                 (dest_root / student).mkdir(parents=True, exist_ok=True)
             continue
+        if student.startswith("."):
+            intake_.general.append(f"{student}/: a hidden folder, not a student; skipped")
+            continue
         folder = Path(entry.path) / assignment
         try:
             mode = os.lstat(folder).st_mode
-        except OSError:
-            continue  # this student has no folder for this assignment
+        except OSError:  # a student without this assignment: a row "missing" that says what is there
+            found_names = sorted(e.name for e in os.scandir(entry.path))[:5]
+            intake_.notes.setdefault(student, []).append(
+                f"no folder {assignment}/ (found: {', '.join(found_names) or 'nothing'})")
+            (dest_root / student).mkdir(parents=True, exist_ok=True)
+            continue
         if not stat.S_ISDIR(mode):
             intake_.notes.setdefault(student, []).append(f"{assignment}/ is {_kind(mode)}, not followed")
             (dest_root / student).mkdir(parents=True, exist_ok=True)
@@ -467,9 +476,10 @@ def list_submissions(staged: Intake | Path, assignment: str, notebook_names: lis
         notes = list(intake_.notes.get(student, []))
         folder = student_dir / assignment
         if not _real_dir(folder):
-            if notes:  # a link the intake did not follow: a row that says so
-                subs.append(Submission(student=student, folder=None, notes=notes,
-                                       invalid=id_problem(student) or "; ".join(notes)))
+            # no folder for this assignment (status missing), or one the intake did not follow (invalid)
+            followed = not any("not followed" in n for n in notes)
+            subs.append(Submission(student=student, folder=None, notes=notes,
+                                   invalid=id_problem(student) or ("" if followed else "; ".join(notes))))
             continue
         sub = Submission(student=student, folder=folder, notes=notes, invalid=id_problem(student))
         for name in notebook_names:
