@@ -155,3 +155,50 @@ def test_feedback_teaches_on_a_visible_failure(nbgrader_feedback, where):
     assert "relative error" in visible and "is above 1e-07" in visible
     hidden = _feedback(nbgrader_feedback, "hidden", where)
     assert "details of hidden tests are not shown" in hidden and "relative error" not in hidden
+
+
+# -- markup: fast checks of the sanitiser (the browser test is tests/test_grade_markup.py) ----
+def test_safe_notebook_neutralises_markup_and_keeps_honest_content():
+    from nbconvert.filters import markdown2html
+
+    from tamegrad.autograde import sanitize
+
+    honest = "Task: compute $x < y$ and `a<b`, see [the docs](https://numpy.org) and ![plot](https://x.org/a.png)"
+    md = new_notebook(cells=[])
+    md.cells.append(nbformat.v4.new_markdown_cell(honest))
+    md.cells.append(nbformat.v4.new_markdown_cell(
+        "<script>[l](javascript:alert(1))</script>\n\n<img src=x onerror=alert(1)> <a href='JaVaScript:x'>y</a>"))
+    code = new_code_cell("x", outputs=[
+        new_output("display_data", data={"text/html": "<b>ok</b><script>alert(1)</script>",
+                                         "application/javascript": "alert(1)",
+                                         "image/svg+xml": "<svg onload=alert(1)/>",
+                                         "text/plain": "<b>ok</b>"}),
+        new_output("display_data", data={"image/png": 'AAAA" onerror="alert(1)'}),
+        new_output("display_data", data={"image/png": "iVBORw0KGgo="},
+                   metadata={"image/png": {"width": "1 onerror=alert(1)", "height": 20}})])
+    md.cells.append(code)
+    md.cells[0].metadata["tags"] = ["fine", "x\"><script>"]
+    sanitize.safe_notebook(md)
+    assert md.cells[0].source == honest and md.cells[0].metadata["tags"] == ["fine"]
+    tags = _tags(markdown2html(md.cells[1].source))
+    assert {t for t, _ in tags} <= {"div", "p", "img", "a"}, tags
+    assert not [(t, a) for t, attrs in tags for a, v in attrs
+                if a.startswith("on") or (a in ("href", "src") and "script" in (v or "").lower())], tags
+    out = md.cells[2].outputs
+    assert set(out[0].data) == {"text/html", "text/plain"} and "<script" not in out[0].data["text/html"]
+    assert "<b>ok</b>" in out[0].data["text/html"]
+    assert out[1].data == {}
+    assert out[2].data == {"image/png": "iVBORw0KGgo="} and out[2].metadata == {"image/png": {"height": 20}}
+
+
+def _tags(html: str) -> list[tuple[str, list]]:
+    from html.parser import HTMLParser
+
+    found = []
+
+    class Parser(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            found.append((tag, attrs))
+
+    Parser().feed(html)
+    return found
