@@ -36,7 +36,7 @@ def test_help_lists_the_options():
 
 def test_grading_that_cannot_start_exits_2(tmp_path):
     out = subprocess.run([str(build.VENV_BIN / "tamegrad"), "grade", "fx_square", "--submissions",
-                          str(tmp_path / "nowhere"), "--course", str(tmp_path)], capture_output=True, text=True)
+                          str(tmp_path / "nowhere"), "--course", str(tmp_path)], capture_output=True, text=True, check=False)
     assert out.returncode == 2
     assert "does not exist" in out.stderr
 
@@ -239,7 +239,7 @@ def test_a_grades_csv_written_by_nbgrader_export_is_never_overwritten(tmp_path):
     with pytest.raises(report.NotOurs):
         report.Table(tmp_path / "grades.csv")
     out = subprocess.run([str(build.VENV_BIN / "tamegrad"), "grade", "fx_square", "--submissions", str(tmp_path),
-                          "--course", str(tmp_path)], capture_output=True, text=True)
+                          "--course", str(tmp_path)], capture_output=True, text=True, check=False)
     assert out.returncode == 2 and "not written by tamegrad grade" in out.stderr and "--grades" in out.stderr
     assert (tmp_path / "grades.csv").read_text() == export
     table = report.Table(tmp_path / "ours.csv")   # its own file: read back and rewritten

@@ -121,7 +121,7 @@ def _open(page_file) -> dict:
         for link in page.query_selector_all(".text_cell a, .output_area a, .rendered_html a"):
             try:
                 link.click(timeout=300, no_wait_after=True)
-            except Exception:  # noqa: BLE001 - hidden or covered links: clicking is best effort
+            except Exception:  # noqa: BLE001, S110 - hidden or covered links: clicking is best effort
                 pass
         page.wait_for_timeout(1500)
         state = page.evaluate("""() => ({name: window.name, url: location.href,

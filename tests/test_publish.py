@@ -57,7 +57,7 @@ def _secret_hits(dest: Path) -> list[str]:
 def published(tmp_path_factory):
     dest = tmp_path_factory.mktemp("public") / "taming-gradients"
     proc = subprocess.run([sys.executable, "-m", "tools.publish", str(dest)], cwd=REPO, capture_output=True,
-                          text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+                          text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return dest
 
@@ -90,7 +90,7 @@ def test_the_search_finds_a_leak(published, tmp_path):
     """The check above is shown failing once: a copy with one solution notebook left in it."""
     leaky = tmp_path / "leaky"
     shutil.copytree(published, leaky)
-    a = sorted(p.name for p in (REPO / "solutions").iterdir() if p.is_dir())[0]
+    a = min(p.name for p in (REPO / "solutions").iterdir() if p.is_dir())
     shutil.copy(REPO / "solutions" / a / f"{a}.ipynb", leaky / "exercises" / a / f"{a}.ipynb")
     assert _secret_hits(leaky)
     texts = {f"exercises/{a}/{a}.ipynb": (REPO / "solutions" / a / f"{a}.ipynb").read_text()}
@@ -110,7 +110,7 @@ def test_learners_get_their_own_readme_makefile_and_nbgrader_config(published):
     assert "--allow-root" in makefile
     config = (published / "nbgrader_config.py").read_text()
     assert "course_id" not in config and "source_directory" not in config and "Exchange.root" in config
-    out = subprocess.run(["make", "-n", "lab"], cwd=published, capture_output=True, text=True)
+    out = subprocess.run(["make", "-n", "lab"], cwd=published, capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
     assert ("--allow-root" in out.stdout) == (os.geteuid() == 0)
 
@@ -169,7 +169,8 @@ def test_the_published_book_builds(published, tmp_path):
     assert "execute_notebooks: cache" in text
     config.write_text(text.replace("execute_notebooks: cache", "execute_notebooks: \"off\""))
     proc = subprocess.run([str(BIN / "jupyter-book"), "build", str(book), "--keep-going"],
-                          capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHONPATH": str(book)})
+                          capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHONPATH": str(book)},
+                          check=False)
     log = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)
     assert proc.returncode == 0, log[-4000:]
     warnings = [ln for ln in log.splitlines() if "WARNING" in ln or "ERROR" in ln]

@@ -131,12 +131,11 @@ class RedactHiddenTests(ClearHiddenTests):
 
 
 def feedback_exporter(config):
+    import nbgrader
     from nbconvert.exporters import HTMLExporter
     from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
     from nbgrader.preprocessors import GetGrades
     from traitlets.config import Config
-
-    import nbgrader
 
     base = os.path.dirname(nbgrader.__file__)
     cfg = Config(config)

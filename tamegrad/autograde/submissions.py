@@ -164,11 +164,11 @@ def _extract_zip(archive: Path, dest: Path) -> list[tuple[str, str]]:
 
 
 def _extract_tar(archive: Path, dest: Path) -> list[tuple[str, str]]:
+    skipped, budget = [], _Budget(archive)
     try:
-        tf = tarfile.open(archive)
+        tf = tarfile.open(archive)  # noqa: SIM115 - closed by the with below; open errors reported here
     except (tarfile.TarError, OSError) as exc:
         raise IntakeError(f"{archive} is not a readable tar archive: {exc}") from exc
-    skipped, budget = [], _Budget(archive)
     with tf:
         for member in tf:
             parts = _member_parts(member.name)
