@@ -32,8 +32,11 @@ def _error(line: int, evalue: str, ename="AssertionError"):
     return new_output("error", ename=ename, evalue=evalue, traceback=tb)
 
 
-def _redact(outputs, source=SOURCE):
-    nb = new_notebook(cells=[new_code_cell(source, outputs=outputs)])
+def _redact(outputs, source=SOURCE, test_cell=True):
+    cell = new_code_cell(source, outputs=outputs)
+    if test_cell:
+        cell.metadata["nbgrader"] = {"grade": True, "solution": False, "locked": True, "grade_id": "t", "points": 1}
+    nb = new_notebook(cells=[cell])
     pp = finish.RedactHiddenTests()
     nb, _ = pp.preprocess(nb, {})
     return nb.cells[0]
@@ -53,6 +56,14 @@ def test_a_failure_in_the_hidden_region_is_one_line():
     text = str(cell.outputs)
     assert "49" not in text and "secret" not in text and "details of hidden tests are not shown" in text
     assert len(cell.outputs) == 1 and len(cell.outputs[0].traceback) == 1
+
+
+def test_a_students_cell_with_the_marker_text_is_left_alone():
+    source = "# my notes: ### BEGIN HIDDEN TESTS is what the instructors write\nprint(1)"
+    cell = _redact([new_output("stream", name="stdout", text="1\n")], source=source, test_cell=False)
+    assert cell.source == source and cell.outputs[0].text == "1\n"
+    unbalanced = _redact([], source="check(1)\n### BEGIN HIDDEN TESTS\nsecret = 49")
+    assert "secret" not in unbalanced.source and "check(1)" in unbalanced.source
 
 
 def test_unclear_or_quoting_failures_are_one_line():

@@ -79,8 +79,8 @@ def failing_line(traceback: list[str]) -> int | None:
 class RedactHiddenTests(ClearHiddenTests):
     """Feedback that teaches without showing a hidden test.
 
-    For every code cell with a hidden region (``### BEGIN HIDDEN TESTS`` ..
-    ``### END HIDDEN TESTS``): the region is cut out of the source (nbgrader's
+    For every test cell (nbgrader ``grade`` and not ``solution``) with a hidden region
+    (``### BEGIN HIDDEN TESTS`` .. ``### END HIDDEN TESTS``): the region is cut out of the source (nbgrader's
     ClearHiddenTests) and the outputs are replaced by one of
 
     * nothing, when the cell passed;
@@ -99,7 +99,11 @@ class RedactHiddenTests(ClearHiddenTests):
     enforce_metadata = Bool(False).tag(config=True)
 
     def preprocess_cell(self, cell, resources, cell_index):
-        if cell.cell_type != "code" or self.begin_test_delimeter not in cell.source:
+        md = cell.get("metadata", {}).get("nbgrader", {})
+        if (cell.cell_type != "code" or self.begin_test_delimeter not in cell.source
+                or not md.get("grade") or md.get("solution")):
+            # only test cells hold hidden tests: a student's cell that merely contains the
+            # marker text is the student's own and is shown as it is
             return cell, resources
         hidden = hidden_lines(cell.source, self.begin_test_delimeter, self.end_test_delimeter)
         secret = [ln.strip() for i, ln in enumerate(cell.source.split("\n"), start=1)
@@ -108,7 +112,10 @@ class RedactHiddenTests(ClearHiddenTests):
         outputs = list(cell.get("outputs", []))
         errors = [o for o in outputs if o.get("output_type") == "error"]
         stderr = any(o.get("output_type") == "stream" and o.get("name") == "stderr" for o in outputs)
-        cell, resources = super().preprocess_cell(cell, resources, cell_index)
+        try:
+            cell, resources = super().preprocess_cell(cell, resources, cell_index)
+        except RuntimeError:  # unbalanced markers: nothing from the first one on is shown
+            cell.source = cell.source.split(self.begin_test_delimeter, 1)[0].rsplit("\n", 1)[0]
         if not errors and not stderr:
             cell.outputs = []
             return cell, resources
