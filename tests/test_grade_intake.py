@@ -19,7 +19,8 @@ SIGMOID = ("def sigmoid_grad(z):\n    s = 1.0 / (1.0 + np.exp(-np.asarray(z, dty
 READ_LINK = SQUARE + ("try:\n    print('LEAKED', open('peek.txt').read()[:80])\nexcept OSError as exc:\n"
                       "    print('no peek', type(exc).__name__)\n")
 FORGED = "evil\x1b[2K\rtamegrad grade fx_square: 1 students"
-GRADED = {"zoë ünïcødé": 5, "-leading-dash": 5, "ann lee": 5, "link_peek": 5, "late_garbage": 5}
+GRADED = {"zoë ünïcødé": 5, "-leading-dash": 5, "ann lee": 5, "link_peek": 5, "late_garbage": 5, "marker_text": 5}
+MARKER = SQUARE + "# I saw '### BEGIN HIDDEN TESTS' in the instructors' notes\n"
 INVALID = {"x" * 129: "at most 128", FORGED: "control characters", "star*": "glob patterns"}
 
 
@@ -30,7 +31,8 @@ def batch(tmp_path_factory):
     release = build.release_notebook(course)
     incoming = tmp / "incoming"
     for student in list(GRADED) + list(INVALID):
-        build.write_answers(release, incoming, student, READ_LINK if student == "link_peek" else SQUARE, SIGMOID)
+        answer = {"link_peek": READ_LINK, "marker_text": MARKER}.get(student, SQUARE)
+        build.write_answers(release, incoming, student, answer, SIGMOID)
     peek = incoming / "link_peek" / build.ASSIGNMENT / "peek.txt"
     peek.symlink_to(course / "solutions" / build.ASSIGNMENT / f"{build.ASSIGNMENT}.ipynb")
     (incoming / "late_garbage" / build.ASSIGNMENT / "timestamp.txt").write_text("the day after the deadline")
