@@ -30,10 +30,10 @@ test: $(READY)  ## the whole test suite (builds the book on the way)
 test-fast: $(READY)  ## the tests that do not build the book or grade many notebooks
 	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not slow"
 
-# nbgrader_config.py creates the exchange (.nbgrader-exchange/) that the Assignments tab reads;
+# The exchange that nbgrader_config.py names (.nbgrader-exchange/) must exist for the Assignments tab;
 # Jupyter refuses to run as root (a container) without --allow-root.
 lab: $(READY)  ## JupyterLab with nbgrader's assignment list, validate button and formgrader
-	@mkdir -p .nbgrader-exchange
+	@mkdir -p "$${NBGRADER_EXCHANGE:-.nbgrader-exchange}"
 	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # The learner-facing course, without solutions/ or hidden tests: see tools/publish.py.

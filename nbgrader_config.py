@@ -30,16 +30,11 @@ c.Execute.timeout = 120
 # The exchange behind `nbgrader release_assignment`, `collect` and JupyterLab's
 # Assignments tab. nbgrader's default, /srv/nbgrader/exchange, suits a shared
 # JupyterHub (set NBGRADER_EXCHANGE to it there). Unset, the exchange is the git-ignored
-# folder .nbgrader-exchange/ beside this file, created here, so that the Assignments tab
-# of `make lab` works on first open (without it, it shows "exchange directory does not
-# exist" and "Error fetching courses!").
+# folder .nbgrader-exchange/ beside this file, which `make lab` creates, so that the
+# Assignments tab works on first open (without it, it shows "exchange directory does not
+# exist" and "Error fetching courses!"). Loading this file creates nothing.
 _here = os.path.dirname(os.path.abspath(__file__))
 c.Exchange.root = os.environ.get("NBGRADER_EXCHANGE") or os.path.join(_here, ".nbgrader-exchange")
-if "NBGRADER_EXCHANGE" not in os.environ:
-    try:
-        os.makedirs(c.Exchange.root, exist_ok=True)
-    except OSError:
-        pass  # a read-only checkout: nbgrader then says that the exchange does not exist
 
 # `nbgrader generate_feedback` would otherwise print every hidden test verbatim, with its
 # expected values (nbgrader issue #917): the feedback is the autograded notebook, which

@@ -192,3 +192,37 @@ def publish_url(root: Path) -> str:
     match = re.search(r"^repository:\s*\n(?:[ \t]+.*\n)*?[ \t]+url:\s*(\S+)", (root / "_config.yml").read_text(),
                       re.MULTILINE)
     return match.group(1)
+
+
+@pytest.mark.parametrize("which", ["instructors", "learners"])
+def test_the_assignments_tab_finds_its_exchange_after_make_lab(which, published, tmp_path):
+    """What the Assignments tab asks nbgrader (list the exchange): it fails while the folder
+    is missing ("exchange directory does not exist" / "Error fetching courses!") and works
+    once `make lab` has made it. Loading the configuration creates nothing."""
+    from nbgrader.auth import Authenticator
+    from nbgrader.coursedir import CourseDirectory
+    from nbgrader.exchange import ExchangeError, ExchangeFactory
+    from traitlets.config.loader import PyFileConfigLoader
+
+    source = REPO if which == "instructors" else published
+    shutil.copy(source / "nbgrader_config.py", tmp_path / "nbgrader_config.py")
+    env = {k: v for k, v in os.environ.items() if k != "NBGRADER_EXCHANGE"}
+
+    def listing():
+        old = os.environ.pop("NBGRADER_EXCHANGE", None)
+        try:
+            cfg = PyFileConfigLoader("nbgrader_config.py", path=str(tmp_path)).load_config()
+        finally:
+            if old is not None:
+                os.environ["NBGRADER_EXCHANGE"] = old
+        cfg.CourseDirectory.course_id = "*"
+        return ExchangeFactory(config=cfg).List(coursedir=CourseDirectory(config=cfg),
+                                                authenticator=Authenticator(config=cfg), config=cfg).start()
+
+    with pytest.raises(ExchangeError):
+        listing()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nbgrader_config.py"]
+    makefile = (published / "Makefile").read_text()
+    mkdir = re.search(r"^\t@mkdir -p (.+)$", makefile, re.MULTILINE).group(1).replace("$$", "$")  # make's $$
+    subprocess.run(f"mkdir -p {mkdir}", shell=True, cwd=tmp_path, env=env, check=True)  # noqa: S602
+    assert listing() == []

@@ -4,7 +4,7 @@ button and `nbgrader validate` run from the repository root).
 The exchange is where JupyterLab's Assignments tab looks for released exercises. On a
 course's JupyterHub the instructors tell you its path: set NBGRADER_EXCHANGE to it.
 Unset, the Assignments tab uses the git-ignored folder .nbgrader-exchange/ beside this
-file (empty: you take the exercises from exercises/ instead).
+file, which `make lab` creates (empty: you take the exercises from exercises/ instead).
 """
 
 import os
@@ -13,8 +13,3 @@ c = get_config()  # noqa: F821 (defined by traitlets when nbgrader loads this fi
 
 _here = os.path.dirname(os.path.abspath(__file__))
 c.Exchange.root = os.environ.get("NBGRADER_EXCHANGE") or os.path.join(_here, ".nbgrader-exchange")
-if "NBGRADER_EXCHANGE" not in os.environ:
-    try:
-        os.makedirs(c.Exchange.root, exist_ok=True)
-    except OSError:
-        pass
