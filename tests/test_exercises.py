@@ -276,17 +276,33 @@ def test_the_mutant_catalogue_covers_every_graded_cell():
 
 
 def test_the_exercises_page_lists_every_assignment_with_its_points_and_colab_link():
+    """A row per assignment with its points, and a Colab link made from repository.url (never
+    hard-coded) that opens the exercise's plain-Markdown copy under repository.path_to_book."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("repository_links", ROOT / "book" / "_ext" / "repository_links.py")
+    links = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(links)
+    from tools.layout import book_config
+
+    config = book_config(ROOT)
+    repo = config["repository"]
+    subs = links.substitutions(repo["url"], repo["branch"], config["launch_buttons"]["colab_url"], ROOT,
+                               repo.get("path_to_book", ""))
     page = (ROOT / "book" / "exercises.md").read_text(encoding="utf-8")
-    url = course.repository_url(ROOT).removeprefix("https://github.com/").removesuffix(".git")
-    branch = re.search(r"^\s+branch:\s*(\S+)", (ROOT / "_config.yml").read_text(), re.MULTILINE).group(1)
+    assert "colab.research.google.com" not in page, "Colab links come from {{ colab_exNN }}, not typed in"
+    owner_repo = repo["url"].removeprefix("https://github.com/").removesuffix(".git")
     for a in ASSIGNMENTS:
         row = next((line for line in page.splitlines() if f"</exercises/{a}/{a}>`" in line), None)
         assert row, f"book/exercises.md has no row for {a}"
         cells = [c.strip() for c in row.strip("|").split("|")]
         total = sum(meta(c)["points"] for c in graded_cells(read(source_path(a))))
         assert cells[3] == str(total), f"{a}: the page says {cells[3]} points, the notebook {total}"
-        colab = f"https://colab.research.google.com/github/{url}/blob/{branch}/exercises/{a}/{a}.ipynb"
-        assert f"({colab})" in cells[4], f"{a}: the Colab link should be {colab}"
+        key = a.split("_", 1)[0]
+        assert cells[4] == "{{ colab_%s }}" % key, f"{a}: the Colab cell should be {{{{ colab_{key} }}}}"
+        colab = (f"https://colab.research.google.com/github/{owner_repo}/blob/{repo['branch']}/"
+                 f"{repo['path_to_book']}/exercises/{a}/{a}.ipynb")
+        assert subs[f"colab_{key}"] == f"[{key}]({colab})"
 
 
 def test_the_failure_message_quoted_in_the_book_is_real():

@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tools.course import ROOT, book_config, notebooks
+from tools.layout import ROOT, book_config, notebooks
 
 EXECUTED_DIRS = ("book",)  # exercises/ are shown, not run
 

@@ -21,26 +21,11 @@ import sys
 from pathlib import Path
 
 import nbformat
-import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOK_DIRS = ("book", "solutions", "exercises")
+from tools.layout import ROOT, notebooks, repository_url
+
 COLAB_MARKER = "# Colab only:"
 COLAB_TAG = "remove-cell"  # Jupyter Book leaves the cell out of the HTML
-
-
-def book_config(root: Path = ROOT) -> dict:
-    """The Jupyter Book configuration, ``_config.yml``, as a dict."""
-    with open(root / "_config.yml", encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
-
-
-def repository_url(root: Path = ROOT) -> str:
-    """``repository.url`` from the Jupyter Book configuration."""
-    url = (book_config(root).get("repository") or {}).get("url")
-    if not url:
-        raise ValueError(f"{root / '_config.yml'} has no repository.url")
-    return url
 
 
 def colab_cell_source(url: str) -> str:
@@ -50,13 +35,6 @@ def colab_cell_source(url: str) -> str:
         "if \"google.colab\" in sys.modules:\n"
         f"    %pip install --quiet \"tamegrad @ git+{url}\"\n"
     )
-
-
-def notebooks(root: Path = ROOT, dirs=NOTEBOOK_DIRS) -> list[Path]:
-    found = []
-    for d in dirs:
-        found += [p for p in sorted((root / d).rglob("*.ipynb")) if ".ipynb_checkpoints" not in p.parts]
-    return found
 
 
 def _first_code_cell(nb):

@@ -33,7 +33,7 @@ from pathlib import Path
 import nbformat
 
 from tools.book import cache_path
-from tools.course import ROOT, notebooks
+from tools.layout import ROOT, notebooks
 
 OUT = "colab"
 SOURCES = ("book", "exercises")

@@ -8,11 +8,12 @@ repository, and Colab installs ``tamegrad`` from it (``repository.url`` of
 ``_config.yml``), so it must hold none of them. DEST receives:
 
 * from the files git tracks (``git ls-files``: untracked files never ship), as they are in
-  the working tree: ``book/``, ``exercises/``, ``tamegrad/`` (whole: the grader in
+  the working tree: ``book/``, ``exercises/``, ``colab/`` (the plain-Markdown copies the
+  launch buttons open), ``tamegrad/`` (whole: the grader in
   ``tamegrad/autograde`` holds no solution, and ``pip install`` of the repository, as the
   Colab cell does, needs the package as ``pyproject.toml`` describes it), ``_config.yml``,
   ``_toc.yml``, ``requirements.txt``, ``constraints.txt``, ``pyproject.toml``,
-  ``.gitignore``, and ``tools/book.py`` (``make book``);
+  ``.gitignore``, and ``tools/book.py`` with ``tools/layout.py`` (``make book``);
 * written here: ``README.md`` (``tools/learner/README.md``), ``nbgrader_config.py``
   (``tools/learner/nbgrader_config.py``: the exchange only, no course id), and a
   ``Makefile`` made of the learner targets of this one (:data:`LEARNER_TARGETS`);
@@ -40,9 +41,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LEARNER = Path(__file__).resolve().parent / "learner"
-PUBLISHED_DIRS = ("book/", "exercises/", "tamegrad/")
+PUBLISHED_DIRS = ("book/", "exercises/", "colab/", "tamegrad/")
 PUBLISHED_FILES = ("_config.yml", "_toc.yml", "requirements.txt", "constraints.txt", "pyproject.toml",
-                   ".gitignore", "tools/__init__.py", "tools/book.py")
+                   ".gitignore", "tools/__init__.py", "tools/layout.py", "tools/book.py")
 WRITTEN = {"README.md": LEARNER / "README.md", "nbgrader_config.py": LEARNER / "nbgrader_config.py"}
 LEARNER_TARGETS = {"help", "setup", "book", "lab", "clean", "$(READY)"}
 MANIFEST = ".published-files"
