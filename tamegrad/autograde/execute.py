@@ -47,6 +47,7 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
 
+from ..grading.integrity import CELL_SEPARATOR
 from . import launch, sandbox
 
 # Statuses, worst first. One notebook's status is the worst thing that happened in it.
@@ -484,7 +485,7 @@ async def _run_cells(nb, instructor, student: Kernel, tests: Kernel, relay, dead
         if role == "test":
             gid = cell.metadata.nbgrader.grade_id
             names = sorted((defined - setup_names) & used_names(instructor[gid][1]))
-            stop = await _run_test(cell, index, instructor[gid][1], names, "\n\n".join(source),
+            stop = await _run_test(cell, index, instructor[gid][1], names, CELL_SEPARATOR.join(source),
                                    student, tests, relay, timeout)
             if stop is not None:
                 _mark_not_run(nb, index + 1, f"the kernel stopped ({stop[1]}) before this cell ran")
@@ -495,7 +496,7 @@ async def _run_cells(nb, instructor, student: Kernel, tests: Kernel, relay, dead
             trusted = NotebookNode(cell_type="code", source=instructor[gid][1], metadata={}, outputs=[],
                                    execution_count=None)
             setup_names |= defined_names(trusted.source)
-            source.append(trusted.source)
+            source.append(python_source(trusted.source))
             done = await tests.execute(trusted, index, timeout)
             if any(o.get("output_type") == "error" for o in done.outputs):
                 err = next(o for o in done.outputs if o.get("output_type") == "error")
@@ -503,7 +504,7 @@ async def _run_cells(nb, instructor, student: Kernel, tests: Kernel, relay, dead
                              f"{str(err.get('evalue'))[:200]}")
         else:
             defined |= defined_names(cell.source)
-            source.append(cell.source)
+            source.append(python_source(cell.source))
         try:
             cell = await student.execute(cell, index, timeout)
         except DeadKernelError:

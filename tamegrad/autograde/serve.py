@@ -119,15 +119,15 @@ class _Session:
 
 def _post(enc, value):
     """The arguments after the call; ones that cannot be encoded (callables) become None."""
-    if isinstance(value, dict):
-        return {"$dict": [[k, _post(enc, v)] for k, v in value.items()]}
-    out = []
-    for v in value:
+    def one(v):
         try:
-            out.append(enc.encode(v))
+            return enc.encode(v)
         except wire.WireError:
-            out.append(None)
-    return out
+            return None
+
+    if isinstance(value, dict):
+        return {"$dict": [[k, one(v)] for k, v in value.items()]}
+    return [one(v) for v in value]
 
 
 def serve(path: str, namespace: dict) -> None:
