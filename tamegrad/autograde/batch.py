@@ -185,7 +185,8 @@ class Grader:
             detail = "; ".join(f"{n}: {why}" for n, why in invalid.items()) or \
                 "no notebook named " + ", ".join(f"{n}.ipynb" for n in self.notebooks)
             return Row(self.row(student, status, detail, "; ".join(notes), fp, ""))
-        notes += [f"{n}: {why}" for n in texts for why in honest_mistakes(texts[n], self.instructor.get(n, {}))]
+        notes += [f"{n}: {why}" for n in texts
+                  for why in honest_mistakes(readable[n], texts[n], self.instructor.get(n, {}))]
         files = submissions.supporting_files(dest, list(self.coursedir.ignore)) if dest.is_dir() else {}
         job = Job(student=student, assignment=opts.assignment, notebooks=texts,
                   instructor_cells={n: self.instructor.get(n, {}) for n in texts}, files=files,
@@ -426,13 +427,27 @@ def assignment_settings(source_dir: Path) -> dict:
     return tomllib.loads(path.read_text()) if path.is_file() else {}
 
 
-def honest_mistakes(text: str, instructor: dict[str, tuple[str, str]]) -> list[str]:
-    """Notes for the instructor about a sanitised notebook that will be graded normally."""
-    nb = nbformat.reads(text, as_version=4)
+def honest_mistakes(raw: Path, text: str, instructor: dict[str, tuple[str, str]]) -> list[str]:
+    """Notes for the instructor about a notebook that is graded normally all the same: cells
+    copy-pasted with their nbgrader metadata (nbgrader's DeduplicateIds keeps the last of
+    each), and student cells that contain nbgrader's hidden-test markers (they run as the
+    student's code)."""
+    from collections import Counter
+
     notes = []
+    try:
+        ids = Counter(c.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+                      for c in nbformat.read(str(raw), as_version=4).cells)
+    except Exception:  # noqa: BLE001 - it was read once already; nothing to add
+        ids = Counter()
+    twice = sorted(str(g) for g, n in ids.items() if g and n > 1)
+    if twice:
+        notes.append("cells copied with their nbgrader metadata (the last copy of each was graded): "
+                     + ", ".join(twice))
+    nb = nbformat.reads(text, as_version=4)
     for cell in nb.cells:
         md = cell.get("metadata", {}).get("nbgrader", {})
         gid = md.get("grade_id") if isinstance(md, dict) else None
         if cell.cell_type == "code" and gid not in instructor and "BEGIN HIDDEN TESTS" in cell.source:
-            notes.append(f"a student cell contains '### BEGIN HIDDEN TESTS' (ran as the student's code)")
+            notes.append("a student cell contains '### BEGIN HIDDEN TESTS' (it ran as the student's code)")
     return notes

@@ -310,9 +310,10 @@ class Kernel:
         return self.started and await self.km.is_alive()
 
     async def kill(self) -> None:
+        """SIGKILL to the sandbox (bubblewrap takes the kernel with it: --die-with-parent)."""
         try:
-            await self.km.kill_kernel()
-        except Exception:  # noqa: BLE001
+            self.km.provisioner.process.kill()
+        except Exception:  # noqa: BLE001 - already gone
             pass
 
     async def interrupt(self) -> None:
@@ -453,6 +454,8 @@ async def run_notebook(nb, job: Job, instructor: dict[str, tuple[str, str]], bas
             tail = b"".join(k.log_path.read_bytes()[-1000:] for k in (student, tests) if k.log_path.exists())
             return NotebookResult(None, "error", f"a kernel did not start: {exc!r} {tail.decode(errors='replace')}")
         status, detail = await _run_cells(nb, instructor, student, tests, relay, deadline, notes)
+        if status == "graded" and relay.stats.cell_timeouts:
+            status, detail = "timeout", f"a cell ran past the {limits.timeout} s limit and was interrupted"
         if status == "graded" and relay.stats.timeouts:
             status, detail = "timeout", f"a call of a student function ran past the {limits.timeout} s limit"
         if status == "graded" and _memory_error(nb):
@@ -519,7 +522,7 @@ async def _run_cells(nb, instructor, student: Kernel, tests: Kernel, relay, dead
             _mark_not_run(nb, index + 1, f"the kernel stopped ({detail}) before this cell ran")
             return status, detail
         if _timed_out(cell):
-            relay.stats.timeouts += 1
+            relay.stats.cell_timeouts += 1
     return "graded", ""
 
 
@@ -545,7 +548,11 @@ async def _run_test(cell, index, test_source, names, source, student: Kernel, te
         return "timeout", f"a test cell ran past {timeout:.0f} s and the tests' kernel did not respond to an interrupt"
     cell.outputs = done.outputs
     cell.execution_count = done.execution_count
+    if _timed_out(done):
+        relay.stats.cell_timeouts += 1
     if serving is not None:
+        if relay.pending is not None:  # the test was interrupted during a call: stop the call too
+            await student.interrupt()
         await relay.end_session()
         if await student.reply(serving, relay.grace + 2.0) is None:
             if await student.alive():

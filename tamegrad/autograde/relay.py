@@ -34,7 +34,8 @@ from . import wire
 @dataclass
 class RelayStats:
     calls: int = 0
-    timeouts: int = 0
+    timeouts: int = 0           # calls the student's side did not answer in time
+    cell_timeouts: int = 0      # cells (either kernel) interrupted at the per-cell limit
     too_large: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -66,11 +67,17 @@ class Relay:
     async def close(self) -> None:
         if self._watch is not None:
             self._watch.cancel()
+            await asyncio.gather(self._watch, return_exceptions=True)
         for w in (self._student, self._trusted):
             if w is not None:
                 w.close()
         for s in self._servers:
             s.close()
+
+    @property
+    def pending(self) -> int | None:
+        """The id of the call the student's side has not answered yet."""
+        return self._pending
 
     # -- sessions ---------------------------------------------------------------------
     async def wait_for_student(self, timeout: float) -> bool:
