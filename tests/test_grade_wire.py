@@ -119,6 +119,9 @@ def test_student_errors_keep_builtin_types_only():
     assert type(err).__name__ == "RuntimeError"
     other = proxy.student_error("MyOwnError", "x")
     assert isinstance(other, proxy.StudentError) and not isinstance(other, RuntimeError)
+    for name, base in (("MemoryError", MemoryError), ("FloatingPointError", FloatingPointError),
+                       ("OSError", OSError), ("UnicodeDecodeError", proxy.StudentError)):
+        assert isinstance(proxy.student_error(name, "m"), base)
     interrupt = proxy.student_error("KeyboardInterrupt", "")
     assert not isinstance(interrupt, KeyboardInterrupt) and isinstance(interrupt, Exception)
 

@@ -438,8 +438,7 @@ async def run_notebook(nb, job: Job, instructor: dict[str, tuple[str, str]], bas
     student = Kernel("student", nb, base / "student", job.files, limits, kind, budget, job.hide)
     # the tests' client writes its cells into a notebook of its own, of the same length
     shadow = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell() for _ in nb.cells])
-    tests = Kernel("tests", shadow, base / "tests", job.course_files, limits, kind,
-                   Budget(limits))
+    tests = Kernel("tests", shadow, base / "tests", job.course_files, limits, kind, budget)
     started = time.monotonic()
     deadline = started + limits.total
     relay = Relay(str(student.kernel_dir / "relay.sock"), str(tests.kernel_dir / "relay.sock"),

@@ -55,9 +55,12 @@ def student_error(type_name: str, message: str) -> StudentError:
             name = type_name if type_name.isidentifier() else "StudentError"
             cls = type(name, (StudentError,), {"type_name": type_name, "__module__": "student"})
         _classes[type_name] = cls
-    err = cls.__new__(cls)
-    Exception.__init__(err, str(message)[:2000])
-    return err
+    try:
+        return cls(str(message)[:2000])
+    except TypeError:  # a built-in exception that needs other arguments (UnicodeDecodeError)
+        plain = type(type_name, (StudentError,), {"type_name": type_name, "__module__": "student"})
+        _classes[type_name] = plain
+        return plain(str(message)[:2000])
 
 
 def _socket(path: str):
