@@ -221,7 +221,8 @@ def choose(mode: str) -> tuple[str, str]:
 
 def describe(kind: str) -> str:
     if kind == "bwrap":
-        return "bubblewrap: no network, read-only system, writes only to its scratch directory, resource limits"
+        return ("bubblewrap: no network, read-only system, writes only to a size-limited tmpfs, resource limits; "
+                "student code and tests in separate kernels")
     return "NONE: resource limits and a private working directory only (no file-system or network isolation)"
 
 
