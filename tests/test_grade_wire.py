@@ -44,6 +44,9 @@ def test_non_finite_floats_arrays_and_scalars_round_trip():
         b = _roundtrip(a)
         assert type(b) is np.ndarray and b.dtype == a.dtype and b.shape == a.shape
         np.testing.assert_array_equal(b, a)
+    rng = np.random.default_rng(5)
+    copy = _roundtrip(rng)
+    assert copy is not rng and copy.standard_normal(3).tolist() == rng.standard_normal(3).tolist()
     s = _roundtrip(np.float64(2.5))
     assert type(s) is np.float64 and s == 2.5
 
@@ -131,10 +134,15 @@ def test_check_not_autodiff_reads_a_proxys_source():
     good = proxy.StudentFunction("f", "/nowhere", integrity.CELL_SEPARATOR.join(
         [setup, "def f(x):\n    return np.sum(x * x)\n"]))
     integrity.check_not_autodiff(good)
+    # a parameter named like a module the setup imports is the function's own variable
+    shadow = proxy.StudentFunction("f", "/nowhere", integrity.CELL_SEPARATOR.join(
+        [setup + "from tamegrad.diagnostics import norms\n", "def f(norms, grad=None):\n    return max(norms)\n"]))
+    integrity.check_not_autodiff(shadow)
     for body in ("def f(x):\n    return torch.sum(x)\n",
                  "import sys\ndef f(x):\n    return sys.modules['tamegrad'].functional.relu(x)\n",
                  "from tamegrad.clip import global_norm as g\ndef h(x):\n    return g(x)\ndef f(x):\n    return h(x)\n",
-                 "def f(x):\n    return vars(np)['sum'](x)\n", "x = 1\n"):
+                 "def f(x):\n    return vars(np)['sum'](x)\n", "x = 1\n",
+                 "def f(x):\n    y = x\n    return tg.grad(lambda v: v)(y)\n"):
         bad = proxy.StudentFunction("f", "/nowhere", integrity.CELL_SEPARATOR.join([setup, body]))
         with pytest.raises(AssertionError):
             integrity.check_not_autodiff(bad)
@@ -148,6 +156,8 @@ def clip(params, c):
     for p in params:
         if p.grad is not None:
             np.clip(p.grad, -c, c, out=p.grad)
+def draw(rng, n):
+    return rng.standard_normal(n)
 def rescale(params, c):
     for p in params:
         p.grad = p.grad * c          # a new array, not in place
@@ -200,7 +210,7 @@ def link(tmp_path):
     path = str(tmp_path / "t.sock")
     user: dict = {}
     bound = proxy.bind(user, path, ["clip", "rescale", "fail", "descend", "loops", "big", "overflow", "shout",
-                                    "missing"], "")
+                                    "draw", "missing"], "")
     yield user, bound, r
     asyncio.run_coroutine_threadsafe(r.end_session(), loop).result(5)
     st.join(5)
@@ -232,6 +242,9 @@ def test_proxies_carry_in_place_changes_errors_and_callbacks(link, capsys):
     with np.errstate(over="raise"):
         with pytest.raises(FloatingPointError):
             user["overflow"](np.array([1000.0]))
+    rng, twin = np.random.default_rng(9), np.random.default_rng(9)
+    assert user["draw"](rng, 2).tolist() == twin.standard_normal(2).tolist()
+    assert rng.standard_normal() == twin.standard_normal()   # the caller's generator advanced too
     assert user["shout"](5) == 5
     assert "student says 5" in capsys.readouterr().out
 

@@ -13,6 +13,8 @@ is a tag:
 ``$nd``        ``{"dtype", "shape", "data"}``: a numpy array, C order, raw bytes in base64;
                ``dtype`` from :data:`DTYPES` (no object arrays)
 ``$np``        ``{"dtype", "data"}``: a numpy scalar (``np.float64(…)``)
+``$rng``       ``{"bit_generator", "state"}``: a ``np.random.Generator`` (its bit generator
+               from :data:`BIT_GENERATORS` and that generator's state dict)
 ``$tensor``    ``{"data", "grad", "requires_grad"}``: a :class:`tamegrad.Tensor` by value
 ``$torch``     ``{"data", "grad", "requires_grad"}``: a torch tensor by value
 ``$module``    ``{"class", "state"}``: a :mod:`tamegrad.nn` module (class from
@@ -48,7 +50,8 @@ DTYPES = frozenset({"bool", "int8", "int16", "int32", "int64", "uint8", "uint16"
                     "float16", "float32", "float64", "complex64", "complex128"})
 MODULE_CLASSES = frozenset({"Linear", "BatchNorm1d", "MLP", "Sequential", "ReLU", "Tanh", "Sigmoid"})
 REF_MODULES = frozenset({"tamegrad.functional", "tamegrad.nn", "numpy"})
-TAGS = frozenset({"$float", "$complex", "$bytes", "$tuple", "$dict", "$nd", "$np", "$tensor", "$torch",
+BIT_GENERATORS = frozenset({"PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64"})
+TAGS = frozenset({"$rng", "$float", "$complex", "$bytes", "$tuple", "$dict", "$nd", "$np", "$tensor", "$torch",
                   "$module", "$ref", "$fn", "$student"})
 
 
@@ -111,6 +114,11 @@ class Encoder:
         if isinstance(x, np.generic) and x.dtype.name in DTYPES:
             return {"$np": {"dtype": x.dtype.name,
                             "data": base64.b64encode(np.array(x, dtype=x.dtype).tobytes()).decode("ascii")}}
+        if t is np.random.Generator:
+            bg = type(x.bit_generator).__name__
+            if bg not in BIT_GENERATORS:
+                raise WireError(f"a Generator with bit generator {bg} cannot cross")
+            return {"$rng": {"bit_generator": bg, "state": self.encode(x.bit_generator.state, depth + 1)}}
         name = self.student_name(x)
         if name is not None:
             return {"$student": name}
@@ -253,6 +261,18 @@ class Decoder:
             if len(raw) != np.dtype(body["dtype"]).itemsize:
                 raise WireError("bad $np size")
             return np.frombuffer(raw, dtype=body["dtype"])[0]
+        if tag == "$rng":
+            import numpy as np
+
+            if type(body) is not dict or set(body) != {"bit_generator", "state"} \
+                    or body["bit_generator"] not in BIT_GENERATORS:
+                raise WireError("bad $rng")
+            bg = getattr(np.random, body["bit_generator"])()
+            try:
+                bg.state = self.decode(body["state"], depth + 1)
+            except (TypeError, ValueError, KeyError) as exc:
+                raise WireError(f"bad $rng state: {exc}") from None
+            return np.random.Generator(bg)
         if tag in ("$tensor", "$torch"):
             if type(body) is not dict or set(body) != {"data", "grad", "requires_grad"} \
                     or type(body["requires_grad"]) is not bool:

@@ -141,6 +141,12 @@ def source_shortcuts(source: str, name: str, *, allow: Iterable[str] = (), forbi
         node = functions[fname]
         local: dict[str, str] = {}
         names: set[str] = set()
+        # the function's own variables (parameters, assignments) are not global names, as
+        # for shortcuts, which reads co_names: a parameter called `norms` is not the module's
+        a = node.args
+        own = {x.arg for x in a.posonlyargs + a.args + a.kwonlyargs + [a.vararg, a.kwarg] if x is not None}
+        own |= {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del))}
+        own -= {g for n in ast.walk(node) if isinstance(n, (ast.Global, ast.Nonlocal)) for g in n.names}
         for sub in ast.walk(node):
             if isinstance(sub, (ast.Import, ast.ImportFrom)):
                 imports(sub, local)
@@ -149,7 +155,7 @@ def source_shortcuts(source: str, name: str, *, allow: Iterable[str] = (), forbi
                     names.add(sub.module.split(".")[0])
             elif isinstance(sub, ast.Attribute):
                 names.add(sub.attr)
-            elif isinstance(sub, ast.Name):
+            elif isinstance(sub, ast.Name) and sub.id not in own:
                 names.add(sub.id)
             elif isinstance(sub, ast.Constant) and isinstance(sub.value, str):
                 if sub.value.split(".")[0] in modules:
