@@ -423,7 +423,8 @@ def _memory_error(nb) -> bool:
 
 
 def _timed_out(cell) -> bool:
-    return any(o.get("output_type") == "error" and o.get("ename") == "CellTimeoutError" for o in cell.get("outputs", []))
+    return any(o.get("output_type") == "error" and o.get("ename") == "CellTimeoutError"
+               for o in cell.get("outputs", []))
 
 
 # ------------------------------------------------------------------------------ one notebook

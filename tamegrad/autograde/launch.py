@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 
 def _copy(src: str, dst: str) -> None:
     os.makedirs(dst, exist_ok=True)
-    for root, dirs, files in os.walk(src, followlinks=False):
+    for root, _dirs, files in os.walk(src, followlinks=False):
         rel = os.path.relpath(root, src)
         target = os.path.normpath(os.path.join(dst, rel))
         os.makedirs(target, exist_ok=True)

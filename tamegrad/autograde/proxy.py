@@ -248,7 +248,8 @@ def _mutable(x) -> bool:
     import numpy as np
 
     t = type(x)
-    return t in (list, dict, np.ndarray, np.random.Generator) or (getattr(t, "__module__", "") or "").startswith(("tamegrad.", "torch"))
+    module = getattr(t, "__module__", "") or ""
+    return t in (list, dict, np.ndarray, np.random.Generator) or module.startswith(("tamegrad.", "torch"))
 
 
 def bind(namespace: dict, path: str, names: list[str], source: str) -> list[str]:

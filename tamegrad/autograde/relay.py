@@ -84,7 +84,7 @@ class Relay:
         try:
             await asyncio.wait_for(self._student_ready.wait(), timeout)
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
 
     async def end_session(self) -> None:
@@ -192,7 +192,7 @@ class Relay:
             try:
                 await asyncio.wait_for(self._answered.wait(), self.grace)
                 continue  # it answered the interrupt (with KeyboardInterrupt)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             if self._pending == rid:
                 self.mark_dead(f"a call did not return within {self.timeout:g} s and the kernel ignored the interrupt")

@@ -102,7 +102,8 @@ def source_shortcuts(source: str, name: str, *, allow: Iterable[str] = (), forbi
     """:func:`shortcuts` for a function known only by the text of the notebook it is defined in.
 
     ``source`` is the notebook's code (setup and answer cells, in order, as Python, joined
-    by :data:`CELL_SEPARATOR`) as text; nothing of it runs. The function ``name`` (its last top-level definition) is searched for banned
+    by :data:`CELL_SEPARATOR`) as text; nothing of it runs. The function ``name`` (its last
+    top-level definition) is searched for banned
     names (attributes, names, imports; also :data:`SOURCE_NAMES`, and strings that name a
     banned module, as in ``sys.modules["torch"]``); a name bound anywhere at top level or
     in the function by an import of a banned module counts as that module, and the
