@@ -1,16 +1,21 @@
 """Grading throughput: sequential `nbgrader autograde` against `tamegrad grade`.
 
-    .venv/bin/python benchmarks/bench_grading.py [--assignment ex06_clipping] [--n 40]
+    .venv/bin/python benchmarks/bench_grading.py [--assignment ex06_clipping] [--n 40] [--k 8]
+                                                 [--baseline OTHER_CHECKOUT]
 
 In one run, on a copy of the course in a temporary folder:
 
 1. the same N submissions (half the solution notebook, half the untouched student
    version) graded by sequential ``nbgrader autograde`` and by ``tamegrad grade
-   --workers 2`` (sandbox and guard on): wall times and the throughput ratio;
+   --workers 2`` (sandbox on; the student's kernel and the tests' kernel): wall times and
+   the throughput ratio;
 2. the cost per submission of ``tamegrad grade --workers 1``, as the marginal cost
    (T(2k) - T(k)) / k, so that start-up (Dask, imports) is not counted, against the
    floor: a bare nbclient execution of the same notebook (kernel start plus the
-   notebook's own work), median of k runs over the same solved/blank mix.
+   notebook's own work), median of k runs over the same solved/blank mix;
+3. with ``--baseline DIR`` (another checkout of the course, e.g. one from before the
+   two-kernel design), the same marginal cost with that checkout's ``tamegrad`` first on
+   ``PYTHONPATH``: what the design costs per submission.
 
 Goals on a 2-core machine: throughput ratio >= 1.7 with 2 workers; per-submission
 ratio <= 1.3 with 1 worker. Prints medians and ratios; the numbers are not asserted.
@@ -56,9 +61,12 @@ def add_submissions(course: Path, assignment: str, n: int, folder: str = "submit
         shutil.copy(solution if i % 2 == 0 else release, d / f"{assignment}.ipynb")
 
 
-def timed(cmd, cwd) -> float:
+def timed(cmd, cwd, pythonpath: str | None = None) -> float:
+    e = env()
+    if pythonpath is not None:
+        e["PYTHONPATH"] = pythonpath
     t = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, env=env(), capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=cwd, env=e, capture_output=True, text=True)
     elapsed = time.perf_counter() - t
     if proc.returncode != 0:
         sys.exit(f"{' '.join(map(str, cmd))} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
@@ -86,6 +94,8 @@ def main() -> None:
     parser.add_argument("--assignment", default="ex06_clipping")
     parser.add_argument("--n", type=int, default=40)
     parser.add_argument("--k", type=int, default=8, help="submissions per step of the 1-worker marginal cost")
+    parser.add_argument("--baseline", type=Path, metavar="DIR",
+                        help="another checkout whose tamegrad grade to time the same way (the old design)")
     args = parser.parse_args()
     a = args.assignment
     if not (REPO / "solutions" / a).is_dir():
@@ -104,20 +114,26 @@ def main() -> None:
         shutil.copytree(base, par)
         add_submissions(par, a, args.n)
         t_par = timed([BIN / "tamegrad", "grade", a, "--submissions", "submitted", "--workers", "2",
-                       "--no-progress"], par)
+                       "--no-progress"], par, str(REPO))
         print(f"  nbgrader autograde (sequential): {t_seq:7.1f} s  {args.n / t_seq:.3f} submissions/s")
         print(f"  tamegrad grade --workers 2:      {t_par:7.1f} s  {args.n / t_par:.3f} submissions/s")
         print(f"  throughput ratio: {t_seq / t_par:.2f}x (goal >= 1.7x)")
 
         k = args.k
-        runs = {}
-        for m in (k, 2 * k):
-            c = tmp / f"one-{m}"
-            shutil.copytree(base, c)
-            add_submissions(c, a, m)
-            runs[m] = timed([BIN / "tamegrad", "grade", a, "--submissions", "submitted", "--workers", "1",
-                             "--no-progress"], c)
-        marginal = (runs[2 * k] - runs[k]) / k
+
+        def marginal_cost(pythonpath=None, label="this"):
+            runs = {}
+            for m in (k, 2 * k):
+                c = tmp / f"one-{label}-{m}"
+                shutil.copytree(base, c)
+                add_submissions(c, a, m)
+                runs[m] = timed([BIN / "tamegrad", "grade", a, "--submissions", "submitted", "--workers", "1",
+                                 "--no-progress"], c, pythonpath)
+            return runs, (runs[2 * k] - runs[k]) / k
+
+        runs, marginal = marginal_cost(str(REPO))
+        if args.baseline is not None:
+            old_runs, old_marginal = marginal_cost(str(args.baseline.resolve()), "baseline")
         floor = bare_nbclient([base / "solutions" / a / f"{a}.ipynb", base / "exercises" / a / f"{a}.ipynb"], k)
         floor_med = statistics.median(floor)
         print(f"  tamegrad grade --workers 1: {k} in {runs[k]:.1f} s, {2 * k} in {runs[2 * k]:.1f} s; "
@@ -125,6 +141,11 @@ def main() -> None:
         print(f"  bare nbclient execution (kernel start + notebook), median of {k}: {floor_med:.2f} s "
               f"(min {min(floor):.2f}, max {max(floor):.2f})")
         print(f"  per-submission ratio: {marginal / floor_med:.2f}x (goal <= 1.3x)")
+        if args.baseline is not None:
+            print(f"  baseline {args.baseline}: {k} in {old_runs[k]:.1f} s, {2 * k} in {old_runs[2 * k]:.1f} s; "
+                  f"marginal cost {old_marginal:.2f} s per submission")
+            print(f"  this design against the baseline: {marginal / old_marginal:.2f}x per submission "
+                  f"({marginal - old_marginal:+.2f} s)")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

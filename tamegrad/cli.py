@@ -41,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
                         "postgresql://user@host/db for several machines)")
     g.add_argument("--timeout", type=int, metavar="SECONDS",
                    help="per-cell time limit (default: Execute.timeout of nbgrader_config.py, or 30)")
+    g.add_argument("--total-timeout", type=int, metavar="SECONDS",
+                   help="time limit of a whole submission, all cells together (default: 10 x --timeout)")
     g.add_argument("--memory-limit", default="2G", metavar="SIZE",
                    help="address-space limit of each kernel, e.g. 2G, 1500M (default 2G)")
     g.add_argument("--out", type=Path, metavar="DIR",
@@ -56,7 +58,6 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--named-regexp", default="", metavar="REGEX",
                    help="for a flat LMS zip: nbgrader's FileNameCollectorPlugin.named_regexp")
     g.add_argument("--student", action="append", default=[], metavar="ID", help="grade only this student (repeatable)")
-    g.add_argument("--no-guard", action="store_true", help="do not inject the tamper guard (not recommended)")
     g.add_argument("--no-feedback", action="store_true", help="do not write feedback HTML")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
@@ -70,8 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         opts = Options(
             assignment=args.assignment, submissions=args.submissions, course=args.course,
             workers=args.workers, scheduler=args.scheduler, db_url=args.db_url, timeout=args.timeout,
+            total_timeout=args.total_timeout,
             memory_limit=args.memory_limit, out=args.out, force=args.force, sandbox=args.sandbox,
-            named_regexp=args.named_regexp, guard=not args.no_guard, feedback=not args.no_feedback,
+            named_regexp=args.named_regexp, feedback=not args.no_feedback,
             progress=not args.no_progress, students=args.student, grades=args.grades,
         )
         return run(opts)

@@ -3,13 +3,15 @@
 Every case of tests/grade_fixtures/hostile/cases.toml must end with its expected status,
 total and per-cell scores; the honest ones score exactly what their answers deserve; no
 request reaches the local server; nothing is written outside the scratch directories; no
-feedback shows a hidden test.
+feedback shows a hidden test, and no output of the student's kernel holds hidden-test text
+(the student's kernel never receives it); the caps say what they stopped.
 """
 
 from __future__ import annotations
 
 import http.server
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -60,12 +62,14 @@ def batch(tmp_path_factory):
     for case in cases:
         build.write_case(case, answers, release, submitted, values)
     try:
-        proc = build.grade(course, submitted, "--workers", "2", "--timeout", "6", "--memory-limit", "1500M",
-                           "--sandbox", "bwrap")
+        t0 = time.monotonic()
+        proc = build.grade(course, submitted, "--workers", "2", "--timeout", "6", "--total-timeout", "60",
+                           "--memory-limit", "1500M", "--sandbox", "bwrap")
+        seconds = time.monotonic() - t0
     finally:
         server.shutdown()
     return {"proc": proc, "course": course, "cases": cases, "server": server, "marker": marker,
-            "submitted": submitted, "grades": build.read_grades(course / "grades.csv")}
+            "submitted": submitted, "grades": build.read_grades(course / "grades.csv"), "seconds": seconds}
 
 
 def test_the_batch_completes_with_exit_code_0(batch):
@@ -102,10 +106,45 @@ def test_nothing_was_written_outside_the_scratch_directories(batch):
     nbformat.read(submitted / "honest_full" / "fx_square" / "fx_square.ipynb", as_version=4)
 
 
-def test_tampering_is_reported_for_the_instructor(batch):
-    for student in ("patched_in_call", "patcher_thread"):
-        assert "tampering" in batch["grades"][student]["notes"], batch["grades"][student]
-    assert batch["grades"]["honest_full"]["notes"] == ""
+def test_honest_mistakes_are_graded_with_a_note_and_honest_rows_have_none(batch):
+    grades = batch["grades"]
+    assert grades["honest_full"]["notes"] == ""
+    assert "HIDDEN TESTS" in grades["hidden_marker_text"]["notes"], grades["hidden_marker_text"]
+    assert "multiple times" in grades["pasted_cells"]["notes"] or "copied" in grades["pasted_cells"]["notes"], \
+        grades["pasted_cells"]
+
+
+def test_the_caps_say_what_stopped_a_submission(batch):
+    grades = batch["grades"]
+    assert "total time limit" in grades["sleepy_cells"]["detail"], grades["sleepy_cells"]
+    assert "refused" in grades["oversized_reply"]["notes"], grades["oversized_reply"]
+    assert "outside its tmpfs" in grades["fills_socket_dir"]["detail"], grades["fills_socket_dir"]
+
+
+HIDDEN = ("HIDDEN-MARKER", "hidden_x", "hidden_z", "BEGIN HIDDEN", "numeric =")
+
+
+def _student_outputs(path: Path) -> str:
+    """The outputs of every cell that is not a test cell (what the student's kernel printed)."""
+    import json
+
+    nb = json.loads(path.read_text())
+    texts = []
+    for cell in nb["cells"]:
+        md = cell.get("metadata", {}).get("nbgrader", {})
+        if md.get("grade") and not md.get("solution"):
+            continue
+        texts.append(json.dumps(cell.get("outputs", [])))
+    return "\n".join(texts)
+
+
+def test_no_hidden_test_reaches_the_students_kernel(batch):
+    graded = sorted((batch["course"] / "autograded").rglob("*.ipynb"))
+    assert len(graded) > 20
+    for path in graded:
+        text = _student_outputs(path)
+        for marker in HIDDEN:
+            assert marker not in text, (path, marker)
 
 
 def test_feedback_never_shows_hidden_tests(batch):
@@ -121,6 +160,14 @@ def test_feedback_never_shows_hidden_tests(batch):
 
 
 def test_huge_output_is_capped(batch):
-    path = batch["course"] / "autograded" / "huge_output" / "fx_square" / "fx_square.ipynb"
-    assert path.stat().st_size < 5_000_000
-    assert "truncated" in path.read_text()
+    for student in ("huge_output", "huge_errors"):
+        path = batch["course"] / "autograded" / student / "fx_square" / "fx_square.ipynb"
+        assert path.stat().st_size < 5_000_000, student
+        assert "truncated" in path.read_text(), student
+
+
+def test_the_batch_time_is_bounded_by_the_per_submission_cap(batch):
+    # two workers, at most 60 s (+ start-up and shut-down) per submission: no submission holds a
+    # worker for minutes; the sleepy one alone would take 220 s without the cap
+    n = len(batch["cases"])
+    assert batch["seconds"] < n / 2 * 75, batch["seconds"]

@@ -1,11 +1,10 @@
 """One grading run: intake, prepare, execute in parallel, save, report.
 
 The process that runs this owns the gradebook: it prepares each submission (nbgrader's
-``init_assignment`` and sanitising preprocessors), sends the sanitised notebooks to
-Dask workers as JSON, and, as each result comes back, saves the grades (nbgrader's
-SaveAutoGrades), writes the autograded notebook and the feedback, and updates
-``grades.csv``. Preparing, executing and saving overlap: with one worker the grader
-prepares and saves the neighbours of the submission that is running.
+``init_assignment`` and sanitising preprocessors) into an :class:`.execute.Job`, runs it
+(in this process, or on Dask workers: the same loop, :func:`_grade`), and, as each
+:class:`.execute.JobResult` comes back, saves the grades (nbgrader's SaveAutoGrades),
+writes the autograded notebook and the feedback, and updates ``grades.csv``.
 """
 
 from __future__ import annotations
@@ -21,8 +20,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import nbformat
+
 from . import gradebook, report, sandbox, submissions
-from .execute import worst
+from .execute import Job, JobResult, execute_job, worst
 
 
 @dataclass
@@ -34,16 +35,34 @@ class Options:
     scheduler: str | None = None
     db_url: str | None = None
     timeout: int | None = None
+    total_timeout: int | None = None
     memory_limit: str = "2G"
     out: Path | None = None
     force: bool = False
     sandbox: str = "auto"
     named_regexp: str = ""
-    guard: bool = True
     feedback: bool = True
     progress: bool = True
     students: list[str] = field(default_factory=list)
     grades: Path | None = None          # default: <out>/grades.csv
+
+
+@dataclass
+class Prepared:
+    """A submission ready to run, and what the grader keeps of it meanwhile."""
+
+    job: Job
+    fingerprint: str
+    notes: list[str]
+    invalid: dict[str, str]
+    missing: list[str]
+
+
+@dataclass
+class Row:
+    """A submission that needs no execution: its grades.csv row is known."""
+
+    row: dict
 
 
 class GradingError(Exception):
@@ -122,25 +141,20 @@ class Grader:
         self.source_dir = Path(self.coursedir.format_path(self.coursedir.source_directory, ".", opts.assignment))
 
         timeout = opts.timeout or int(self.config.get("Execute", {}).get("timeout", 30) or 30)
-        self.limits = sandbox.Limits(timeout=timeout, memory=sandbox.parse_size(opts.memory_limit))
-        self.guard = None
-        if opts.guard:
-            import nbformat
-
-            from . import guard
-
-            sources = [c.source for p in gradebook.source_notebooks(self.coursedir, opts.assignment)
-                       for c in nbformat.read(str(p), as_version=4).cells if c.cell_type == "code"]
-            pre, packages, bindings = guard.import_bindings(sources)
-            self.guard = {"preimport": pre, "packages": packages, "bindings": bindings}
+        self.limits = sandbox.Limits(timeout=timeout, memory=sandbox.parse_size(opts.memory_limit),
+                                     total_seconds=opts.total_timeout or 0)
+        self.instructor = instructor_cells(gradebook.source_notebooks(self.coursedir, opts.assignment))
+        self.course_files = submissions.supporting_files(self.source_dir, list(self.coursedir.ignore)) \
+            if self.source_dir.is_dir() else {}
+        self.hide = sandbox.hidden_packages(assignment_settings(self.source_dir).get("hide_packages", []))
         self.sandbox_kind = opts.sandbox
         self.sandbox_used: set[str] = set()
         self.skipped = 0
         self.errors = 0
 
     # -- one submission, before execution ---------------------------------------------
-    def prepare(self, sub: submissions.Submission):
-        """Return ("row", row) when nothing needs executing, or ("job", job)."""
+    def prepare(self, sub: submissions.Submission) -> Prepared | Row | None:
+        """A :class:`Prepared` job, a :class:`Row` when nothing needs executing, or None (unchanged)."""
         from . import sanitize
 
         opts = self.opts
@@ -154,7 +168,7 @@ class Grader:
                 and gradebook.scores(self.coursedir, opts.assignment, student) is not None
                 and (old["status"] in ("missing", "invalid") or dest.is_dir())):
             self.skipped += 1
-            return "skip", None
+            return None
         _rmtree(dest)
         readable, invalid = sanitize.readable_notebooks(sub.notebooks)
         missing = [n for n in self.notebooks if n not in sub.notebooks]
@@ -173,51 +187,52 @@ class Grader:
             if "invalid" in p:
                 invalid[name] = p["invalid"]
                 gradebook.zero_notebook(self.coursedir, opts.assignment, student, name, timestamp)
-        base = {"fingerprint": fp, "notes": "; ".join(notes), "invalid": invalid, "missing": missing}
         texts = {n: p["text"] for n, p in prepared.items() if "text" in p}
         if not texts:
             status = "invalid" if invalid else "missing"
             detail = "; ".join(f"{n}: {why}" for n, why in invalid.items()) or \
                 "no notebook named " + ", ".join(f"{n}.ipynb" for n in self.notebooks)
-            return "row", self.row(student, status, detail, base["notes"], fp, "")
+            return Row(self.row(student, status, detail, "; ".join(notes), fp, ""))
+        notes += [f"{n}: {why}" for n in texts
+                  for why in honest_mistakes(readable[n], texts[n], self.instructor.get(n, {}))]
         files = submissions.supporting_files(dest, list(self.coursedir.ignore)) if dest.is_dir() else {}
-        job = {"student": student, "assignment": opts.assignment, "notebooks": texts, "files": files,
-               "limits": self.limits.__dict__, "sandbox": self.sandbox_kind, "guard": self.guard}
-        return "job", (job, base)
+        job = Job(student=student, assignment=opts.assignment, notebooks=texts,
+                  instructor_cells={n: self.instructor.get(n, {}) for n in texts}, files=files,
+                  course_files=self.course_files, limits=self.limits, sandbox=self.sandbox_kind, hide=self.hide)
+        return Prepared(job, fp, notes, invalid, missing)
 
     # -- one submission, after execution ----------------------------------------------
-    def finish(self, job: dict, base: dict, result: dict | None, failure: str = "") -> dict:
+    def finish(self, prep: Prepared, result: JobResult | None, failure: str = "") -> dict:
         from . import finish
 
-        student = job["student"]
+        student = prep.job.student
         a = self.opts.assignment
         if result is None:
-            return self.row(student, "error", failure, base["notes"], base["fingerprint"], "")
-        self.sandbox_used.add(result.get("sandbox", ""))
-        statuses, details, notes = [], [], [base["notes"]] if base["notes"] else []
-        for name, res in result["notebooks"].items():
-            statuses.append(res["status"])
-            if res["detail"]:
-                details.append(f"{name}: {res['detail']}" if len(result["notebooks"]) > 1 else res["detail"])
-            notes += res.get("notes", [])
-            if res["status"] == "error":
+            return self.row(student, "error", failure, "; ".join(prep.notes), prep.fingerprint, "")
+        self.sandbox_used.add(result.sandbox)
+        statuses, details, notes = [], [], list(prep.notes)
+        for name, res in result.notebooks.items():
+            statuses.append(res.status)
+            if res.detail:
+                details.append(f"{name}: {res.detail}" if len(result.notebooks) > 1 else res.detail)
+            notes += res.notes
+            if res.notebook is None:
                 continue
             try:
-                path = finish.save(self.coursedir, self.post_exporter, a, student, name, res["notebook"])
+                path = finish.save(self.coursedir, self.post_exporter, a, student, name, res.notebook)
                 if self.feedback_exporter is not None:
                     finish.feedback(self.coursedir, self.feedback_exporter, a, student, name, path)
             except Exception as exc:  # noqa: BLE001 - one bad notebook must not stop the batch
                 statuses.append("error")
                 details.append(f"{name}: saving the grades failed: {type(exc).__name__}: {exc}")
-        for name, why in base["invalid"].items():
+        for name, why in prep.invalid.items():
             statuses.append("invalid")
             details.append(f"{name}: {why}")
-        for name in base["missing"]:
+        for name in prep.missing:
             statuses.append("missing")
             details.append(f"{name}.ipynb was not submitted")
         status = worst(*statuses) if statuses else "error"
-        return self.row(student, status, "; ".join(details), "; ".join(notes), base["fingerprint"],
-                        result.get("sandbox", ""))
+        return self.row(student, status, "; ".join(details), "; ".join(notes), prep.fingerprint, result.sandbox)
 
     def row(self, student, status, detail, notes, fp, sandbox_kind) -> dict:
         row = {"student_id": student, "assignment": self.opts.assignment, "status": status,
@@ -296,50 +311,28 @@ def _grade(grader: Grader, opts: Options, t0: float) -> int:
 
     client = cluster = None
     where = "in this process"
-    pending = {}
     try:
         if opts.workers != 0 or opts.scheduler:
             client, cluster, where = _start_dask(opts, len(subs))
-            from distributed import as_completed
-
-            done = as_completed()
+        pool = _DaskPool(client, opts.assignment) if client is not None else _InlinePool()
         for sub in subs:
             try:
-                kind, payload = grader.prepare(sub)
+                prep = grader.prepare(sub)
             except Exception as exc:  # noqa: BLE001
-                kind, payload = "row", grader.row(sub.student, "error", f"preparing failed: {exc!r}", "",
-                                                  "", "")
-            if kind == "skip":
+                prep = Row(grader.row(sub.student, "error", f"preparing failed: {exc!r}", "", "", ""))
+            if isinstance(prep, Prepared):
+                pool.submit(prep)
+            elif isinstance(prep, Row):
+                grader.record(prep.row)
                 bar.update(1)
-                continue
-            if kind == "row":
-                grader.record(payload)
+            else:
                 bar.update(1)
-                continue
-            job, base = payload
-            if client is None:
-                from .execute import execute_job
-
-                try:
-                    result, failure = execute_job(job), ""
-                except Exception as exc:  # noqa: BLE001
-                    result, failure = None, f"execution failed: {exc!r}"
-                grader.record(grader.finish(job, base, result, failure))
+            for prep, result, failure in pool.ready():
+                grader.record(grader.finish(prep, result, failure))
                 bar.update(1)
-                continue
-            from .execute import execute_job
-
-            fut = client.submit(execute_job, job, pure=False, key=f"grade-{opts.assignment}-{sub.student}-{time.time_ns()}")
-            pending[fut.key] = (job, base)
-            done.add(fut)
-            while done.has_ready():
-                for f in done.next_batch(block=False):
-                    _collect(grader, pending, f)
-                    bar.update(1)
-        if client is not None:
-            for f in done:
-                _collect(grader, pending, f)
-                bar.update(1)
+        for prep, result, failure in pool.rest():
+            grader.record(grader.finish(prep, result, failure))
+            bar.update(1)
     finally:
         bar.close()
         if client is not None:
@@ -361,10 +354,109 @@ def _grade(grader: Grader, opts: Options, t0: float) -> int:
     return 1 if grader.errors else 0
 
 
-def _collect(grader: Grader, pending: dict, fut) -> None:
-    job, base = pending.pop(fut.key)
+class _InlinePool:
+    """Runs each job in this process as it is submitted (``--workers 0``)."""
+
+    def __init__(self):
+        self.done: list = []
+
+    def submit(self, prep: Prepared) -> None:
+        try:
+            self.done.append((prep, execute_job(prep.job), ""))
+        except Exception as exc:  # noqa: BLE001
+            self.done.append((prep, None, f"execution failed: {exc!r}"))
+
+    def ready(self):
+        while self.done:
+            yield self.done.pop(0)
+
+    rest = ready
+
+
+class _DaskPool:
+    """Runs jobs on Dask workers; yields results as they complete."""
+
+    def __init__(self, client, assignment: str):
+        from distributed import as_completed
+
+        self.client, self.assignment = client, assignment
+        self.pending: dict = {}
+        self.done = as_completed()
+
+    def submit(self, prep: Prepared) -> None:
+        fut = self.client.submit(execute_job, prep.job, pure=False,
+                                 key=f"grade-{self.assignment}-{prep.job.student}-{time.time_ns()}")
+        self.pending[fut.key] = prep
+        self.done.add(fut)
+
+    def _result(self, fut):
+        prep = self.pending.pop(fut.key)
+        try:
+            return prep, fut.result(), ""
+        except Exception as exc:  # noqa: BLE001 - a worker died or the task failed
+            return prep, None, f"execution failed on the worker: {exc!r}"
+
+    def ready(self):
+        while self.done.has_ready():
+            for fut in self.done.next_batch(block=False):
+                yield self._result(fut)
+
+    def rest(self):
+        for fut in self.done:
+            yield self._result(fut)
+
+
+# ------------------------------------------------------------------------------ the assignment
+def instructor_cells(paths) -> dict[str, dict[str, tuple[str, str]]]:
+    """The instructor's code cells of each source notebook: {notebook: {grade_id: (role, source)}},
+    role ``"test"`` (graded, not an answer) or ``"setup"`` (locked, not graded, not an answer)."""
+    out = {}
+    for path in paths:
+        nb = nbformat.read(str(path), as_version=4)
+        cells = {}
+        for cell in nb.cells:
+            md = cell.get("metadata", {}).get("nbgrader", {})
+            gid = md.get("grade_id")
+            if cell.cell_type != "code" or not gid or md.get("solution"):
+                continue
+            if md.get("grade"):
+                cells[gid] = ("test", cell.source)
+            elif md.get("locked"):
+                cells[gid] = ("setup", cell.source)
+        out[Path(path).stem] = cells
+    return out
+
+
+def assignment_settings(source_dir: Path) -> dict:
+    """``grading.toml`` of the assignment's source folder, e.g. ``hide_packages = ["torch"]``:
+    packages the student's kernel cannot import (its sandbox does not mount them)."""
+    import tomllib
+
+    path = source_dir / "grading.toml"
+    return tomllib.loads(path.read_text()) if path.is_file() else {}
+
+
+def honest_mistakes(raw: Path, text: str, instructor: dict[str, tuple[str, str]]) -> list[str]:
+    """Notes for the instructor about a notebook that is graded normally all the same: cells
+    copy-pasted with their nbgrader metadata (nbgrader's DeduplicateIds keeps the last of
+    each), and student cells that contain nbgrader's hidden-test markers (they run as the
+    student's code)."""
+    from collections import Counter
+
+    notes = []
     try:
-        result, failure = fut.result(), ""
-    except Exception as exc:  # noqa: BLE001 - a worker died or the task failed
-        result, failure = None, f"execution failed on the worker: {exc!r}"
-    grader.record(grader.finish(job, base, result, failure))
+        ids = Counter(c.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+                      for c in nbformat.read(str(raw), as_version=4).cells)
+    except Exception:  # noqa: BLE001 - it was read once already; nothing to add
+        ids = Counter()
+    twice = sorted(str(g) for g, n in ids.items() if g and n > 1)
+    if twice:
+        notes.append("cells copied with their nbgrader metadata (the last copy of each was graded): "
+                     + ", ".join(twice))
+    nb = nbformat.reads(text, as_version=4)
+    for cell in nb.cells:
+        md = cell.get("metadata", {}).get("nbgrader", {})
+        gid = md.get("grade_id") if isinstance(md, dict) else None
+        if cell.cell_type == "code" and gid not in instructor and "BEGIN HIDDEN TESTS" in cell.source:
+            notes.append("a student cell contains '### BEGIN HIDDEN TESTS' (it ran as the student's code)")
+    return notes

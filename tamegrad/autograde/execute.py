@@ -1,287 +1,386 @@
-"""Run one submission's notebooks in sandboxed kernels: the part that runs on a worker.
+"""Run one submission's notebooks: the part that runs on a worker.
 
-:func:`execute_job` takes plain data (notebook JSON, supporting files, limits) and returns
-plain data (executed notebook JSON, a status, notes), so it runs the same in this process,
-in a local Dask worker or on another machine with no shared file system.
+:func:`execute_job` takes a :class:`Job` (notebook JSON, the submission's files, the
+course's files, the instructor's cells, limits) and returns a :class:`JobResult`, so it
+runs the same in this process, in a local Dask worker or on another machine.
 
-Execution is nbgrader's own ``Execute`` preprocessor (nbclient underneath: same per-cell
-timeout, same interrupt on timeout, same error outputs), with three additions:
+Each notebook runs in TWO sandboxed kernels (:mod:`.sandbox`), driven with nbgrader's own
+``Execute`` (nbclient underneath: same per-cell timeout, same interrupt, same error
+outputs as ``nbgrader autograde``):
 
-* the kernel starts inside :mod:`.sandbox` and talks over Unix sockets;
-* the :mod:`.guard` is installed before the first cell and called before and after every
-  test cell (silent executions that leave no trace in the notebook);
-* the outcome is decided here: a kernel that dies or stops answering leaves every cell it
-  did not run with an error output (``NotExecuted``), so that nbgrader gives those tests
-  zero instead of full marks for an empty output, and the status says what happened.
+* the **student's kernel** runs the notebook's cells except the test cells: the setup cells
+  (the instructor's locked cells) and the student's cells, in order; their outputs are
+  the notebook's outputs. It never receives test code, expected values or checking code.
+* the **tests' kernel** starts in a fresh directory holding the course's own files (never
+  the submission's); it runs the setup cells (as the gradebook holds them) and the test
+  cells, in the same order. Before each test cell, the names the student's cells define
+  (read from their source) are bound to proxies (:mod:`.proxy`) whose calls cross, as data
+  (:mod:`.wire`), through the grader's :mod:`.relay` to the student's kernel, where
+  :func:`.serve.serve` answers them while the test cell runs.
+
+Outcome, worst first (:data:`STATUS_ORDER`): a kernel that dies or stops answering leaves
+every cell it did not run with an error output (``NotExecuted``), so that nbgrader gives
+those tests zero; a submission past its total time (:attr:`.sandbox.Limits.total`) stops
+there with status ``timeout``; everything that comes back is capped (:class:`Budget`).
 """
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import os
-import secrets
 import shutil
+import signal
 import socket
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import nbformat
+import psutil
+from IPython.core.inputtransformer2 import TransformerManager
+from jupyter_client.manager import AsyncKernelManager
+from nbclient import NotebookClient
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbformat.notebooknode import NotebookNode
+from nbgrader.preprocessors import Execute
+
+from ..grading.integrity import CELL_SEPARATOR
+from . import launch, sandbox
 
 # Statuses, worst first. One notebook's status is the worst thing that happened in it.
 STATUS_ORDER = ("error", "invalid", "missing", "crashed", "memory", "timeout", "graded")
 MEMORY_SIGNS = ("MemoryError", "std::bad_alloc", "Cannot allocate memory", "out of memory")
+SERVE = "import tamegrad.autograde.serve as _tg_serve\n_tg_serve.serve({path!r}, get_ipython().user_ns)"
+BIND = ("import tamegrad.autograde.proxy as _tg_proxy\n"
+        "_tg_proxy.bind(get_ipython().user_ns, {path!r}, {names!r}, {source!r})")
 
 
 def worst(*statuses: str) -> str:
     return min(statuses, key=STATUS_ORDER.index)
 
 
-def _not_run_output(reason: str):
-    from nbformat.notebooknode import NotebookNode
+# ------------------------------------------------------------------------------ data
+@dataclass
+class Job:
+    """One submission, as the worker receives it."""
 
-    return NotebookNode(output_type="error", ename="NotExecuted", evalue=reason,
-                        traceback=[f"NotExecuted: {reason}"])
-
-
-def _is_test_cell(cell) -> bool:
-    md = cell.get("metadata", {}).get("nbgrader", {})
-    return cell.cell_type == "code" and bool(md.get("grade")) and not md.get("solution")
-
-
-def _client_classes():
-    """Built on first use: importing nbgrader and jupyter_client is not free."""
-    from jupyter_client.manager import AsyncKernelManager
-    from nbclient import NotebookClient
-    from nbformat.notebooknode import NotebookNode
-    from nbgrader.preprocessors import Execute
-
-    from . import guard
-
-    class SandboxedKernelManager(AsyncKernelManager):
-        """A kernel started as ``prlimit ... bwrap ... python -E -s .../ipykernel_launcher.py``.
-
-        The launcher is run by its path, not with ``-m``: ``-m`` would put the working
-        directory first on ``sys.path``, and a student's ``ipykernel_launcher.py`` would
-        then be the kernel. IPython adds the working directory after the standard library
-        once the kernel is up, as in any notebook.
-        """
-
-        prefix: list[str] = []
-
-        def format_kernel_cmd(self, extra_arguments=None):
-            import ipykernel_launcher
-
-            cmd = [sys.executable, "-E", "-s", ipykernel_launcher.__file__, "-f", self.connection_file,
-                   "--HistoryManager.hist_file=:memory:", "--IPKernelApp.parent_handle=0"]
-            return list(self.prefix) + cmd
-
-    class GradingClient(Execute):
-        """nbgrader's Execute, with the guard around test cells and capped outputs."""
-
-        def __init__(self, nb, km, *, guard_config, output_chars, **kw):
-            super().__init__(**kw)
-            NotebookClient.__init__(self, nb, km)  # as nbconvert's ExecutePreprocessor.preprocess does
-            self.guard_config = guard_config
-            self.output_chars = output_chars
-            self.notes: list[str] = []
-            self._chars: dict[int, int] = {}
-            self._truncated: set[int] = set()
-
-        # -- the guard ------------------------------------------------------------------
-        async def _silent(self, expression: str, timeout: float = 30.0):
-            msg_id = self.kc.execute("", silent=True, store_history=False,
-                                     user_expressions={"r": expression})
-            deadline = time.monotonic() + timeout
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return None
-                try:
-                    msg = await self.kc.shell_channel.get_msg(timeout=min(remaining, 1.0))
-                except Exception:  # queue.Empty
-                    if not await self.km.is_alive():
-                        return None
-                    continue
-                if msg["parent_header"].get("msg_id") == msg_id:
-                    return msg
-
-        async def guard_step(self, step: str, cell_id: str = ""):
-            cfg = self.guard_config
-            if step == "install":
-                expr = guard.install_expression(cfg)
-            else:
-                expr = guard.call_expression(cfg["nonce"], step, cell_id)
-            reply = await self._silent(expr)
-            return guard.parse_report(reply, cfg["token"]) if reply is not None else None
-
-        async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
-            if not (self.guard_config and _is_test_cell(cell) and cell.source.strip()):
-                return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
-            grade_id = cell.metadata.nbgrader.get("grade_id", "")
-            before = await self.guard_step("before", grade_id)
-            problems = []
-            if before is None:
-                problems.append("the grading guard did not answer before the test (it was removed or replaced)")
-            else:
-                if before["restored"] or before["rebound"]:
-                    self.notes.append(f"{grade_id}: restored {', '.join(before['restored'] + before['rebound'])}")
-                if before["threads"]:
-                    problems.append(f"threads started by student code were running: {', '.join(before['threads'])}")
-            cell = await super().async_execute_cell(cell, cell_index, execution_count, store_history)
-            after = await self.guard_step("after", grade_id)
-            if after is None:
-                problems.append("the grading guard did not answer after the test (it was removed or replaced)")
-            else:
-                if after["changed"]:
-                    problems.append(f"checking code was replaced while the test ran: {', '.join(after['changed'][:8])}")
-                if after["threads"] and not before or (before and after["threads"] and not before["threads"]):
-                    problems.append(f"threads started by student code were running: {', '.join(after['threads'])}")
-            if problems:
-                self.notes.append(f"{grade_id}: tampering: {'; '.join(problems)}")
-                cell.outputs.append(NotebookNode(
-                    output_type="error", ename="TamperingDetected", evalue="; ".join(problems),
-                    traceback=["TamperingDetected: " + "; ".join(problems)]))
-            return cell
-
-        # -- outputs: a cap on what one cell may send ----------------------------------
-        def output(self, outs, msg, display_id, cell_index):
-            content = msg.get("content", {})
-            size = len(content.get("text", "")) + sum(len(str(v)) for v in content.get("data", {}).values())
-            used = self._chars.get(cell_index, 0) + size
-            self._chars[cell_index] = used
-            if used > self.output_chars and msg["msg_type"] in ("stream", "display_data", "execute_result",
-                                                                 "update_display_data"):
-                if cell_index not in self._truncated:
-                    self._truncated.add(cell_index)
-                    self.notes.append(f"cell {cell_index}: output truncated after {self.output_chars} characters")
-                    outs.append(NotebookNode(output_type="stream", name="stdout",
-                                             text=f"\n[output truncated by the grader after {self.output_chars} characters]\n"))
-                return None
-            return super().output(outs, msg, display_id, cell_index)
-
-    return SandboxedKernelManager, GradingClient
+    student: str
+    assignment: str
+    notebooks: dict[str, str]                   # name -> sanitised notebook JSON
+    instructor_cells: dict[str, dict[str, tuple[str, str]]]  # name -> grade_id -> (role, source)
+    files: dict[str, bytes] = field(default_factory=dict)         # the submission's other files
+    course_files: dict[str, bytes] = field(default_factory=dict)  # the assignment's source files
+    limits: sandbox.Limits = field(default_factory=sandbox.Limits)
+    sandbox: str = "auto"
+    hide: tuple[str, ...] = ()                  # packages the student's kernel must not import
 
 
-def _kernel_prefix(kind: str, scratch: Path, limits, n_cells: int) -> list[str]:
-    from . import sandbox
-
-    cpu = limits.cpu_seconds or max(60, limits.timeout * (n_cells + 2))
-    prefix = sandbox.prlimit_argv(limits, cpu)
-    if kind == "bwrap":
-        prefix += sandbox.bubblewrap_argv(scratch)
-    return prefix
-
-
-async def _run_notebook(nb, scratch: Path, limits, kind: str, guard_config: dict | None):
-    """Execute ``nb`` in place; return (status, detail, notes)."""
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-
-    SandboxedKernelManager, GradingClient = _client_classes()
-    kernel_dir = scratch / "kernel"
-    for leftover in kernel_dir.glob("k-*"):
-        leftover.unlink()
-    km = SandboxedKernelManager(transport="ipc", ip=str(kernel_dir / "k"),
-                                connection_file=str(kernel_dir / "kernel.json"))
-    km.prefix = _kernel_prefix(kind, scratch, limits, len(nb.cells))
-    # interrupt through the control channel: a SIGINT to the process group would also
-    # reach bubblewrap, which would take the kernel down with it
-    km.kernel_spec.interrupt_mode = "message"
-    log_path = kernel_dir / "kernel.log"
-    client = GradingClient(
-        nb, km, guard_config=guard_config, output_chars=limits.output_chars,
-        timeout=limits.timeout, interrupt_on_timeout=True, allow_errors=True,
-        raise_on_iopub_timeout=True, iopub_timeout=4, startup_timeout=60, record_timing=False,
-        shutdown_kernel="immediate",
-    )
-    from . import sandbox
-
-    status, detail = "graded", ""
-    started = False
-    peak = [0]
-    watch = None
-    with open(log_path, "wb") as log:
-        try:
-            await km.start_kernel(env=sandbox.kernel_env(scratch), cwd=str(scratch / "work"),
-                                  stdout=log, stderr=log)
-            started = True
-            watch = asyncio.ensure_future(_watch_memory(km, peak))
-            await client.async_start_new_kernel_client()
-            info = await client.async_wait_for_reply(client.kc.kernel_info())
-            if info and "language_info" in info["content"]:
-                nb.metadata["language_info"] = info["content"]["language_info"]
-            if guard_config:
-                installed = await client.guard_step("install")
-                if installed is None:
-                    raise RuntimeError("the grading guard could not be installed in the kernel")
-                if installed.get("errors"):
-                    client.notes.append("guard: could not import " + "; ".join(installed["errors"]))
-        except Exception as exc:  # the kernel never ran student code: the grader's problem
-            if watch is not None:
-                watch.cancel()
-            await _shutdown(client, km, started)
-            tail = log_path.read_bytes()[-2000:].decode(errors="replace")
-            return "error", f"the kernel did not start: {exc!r} {tail}".strip(), client.notes
-
-        timed_out = False
-        for index, cell in enumerate(nb.cells):
-            try:
-                cell = await client.async_execute_cell(cell, index, store_history=True)
-            except DeadKernelError:
-                code = km.provisioner.process.poll() if km.provisioner and km.provisioner.process else None
-                status, detail = _death(code, log_path, peak[0], limits.memory, kind)
-                _mark_not_run(nb, index, f"the kernel stopped ({detail}) before this cell finished")
-                break
-            except CellTimeoutError:
-                # the cell ran past the timeout and the kernel did not answer the interrupt
-                status, detail = "timeout", f"a cell ran past {limits.timeout} s and the kernel did not respond to an interrupt"
-                _mark_not_run(nb, index, "the kernel stopped answering (timeout) before this cell finished")
-                break
-            if any(o.get("ename") == "CellTimeoutError" for o in cell.get("outputs", []) if o.output_type == "error"):
-                timed_out = True
-            if not await km.is_alive():
-                code = km.provisioner.process.poll() if km.provisioner and km.provisioner.process else None
-                status, detail = _death(code, log_path, peak[0], limits.memory, kind)
-                _mark_not_run(nb, index + 1, f"the kernel stopped ({detail}) before this cell ran")
-                break
-        if status == "graded" and timed_out:
-            status, detail = "timeout", f"a cell ran past the {limits.timeout} s limit and was interrupted"
-        if status == "graded" and _memory_error(nb):
-            status, detail = "memory", "a cell ran out of memory (MemoryError)"
-        client.set_widgets_metadata() if client.widget_state else None
-        watch.cancel()
-        await _shutdown(client, km, True)
-    return status, detail, client.notes
+@dataclass
+class NotebookResult:
+    notebook: str | None                        # executed notebook JSON (None: not executed)
+    status: str
+    detail: str = ""
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
 
 
-async def _shutdown(client, km, started: bool):
+@dataclass
+class JobResult:
+    student: str
+    notebooks: dict[str, NotebookResult]
+    sandbox: str
+    host: str = ""
+    seconds: float = 0.0
+
+
+# ------------------------------------------------------------------------------ cells
+def roles(nb, instructor: dict[str, tuple[str, str]]) -> list[str]:
+    """``"test"``, ``"setup"``, ``"student"`` or ``""`` (not code) for each cell.
+
+    A cell is a test or setup cell only if the gradebook knows its ``grade_id`` as one
+    (``instructor``); a cell a student marked as a test cell is the student's."""
+    out = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            out.append("")
+            continue
+        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        role = instructor.get(gid, ("student", ""))[0] if isinstance(gid, str) else "student"
+        out.append(role)
+    return out
+
+
+def python_source(text: str) -> str:
+    """A cell's source as Python (IPython's magics and ``!`` lines transformed)."""
     try:
-        if client.kc is not None:
-            client.kc.stop_channels()
+        return TransformerManager().transform_cell(text)
     except Exception:  # noqa: BLE001
-        pass
-    if started:
+        return text
+
+
+def _tree(text: str):
+    try:
+        return ast.parse(python_source(text))
+    except (SyntaxError, ValueError):
+        return None
+
+
+def defined_names(text: str) -> set[str]:
+    """Names a cell binds at module level (def, class, assignment, import, for, with)."""
+    tree = _tree(text)
+    if tree is None:
+        return set()
+    found: set[str] = set()
+
+    def visit(node):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            found.add(node.name)
+            return
+        if isinstance(node, ast.Lambda):
+            return
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            found.update((a.asname or a.name).split(".")[0] for a in node.names if a.name != "*")
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            found.add(node.id)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+def used_names(text: str) -> set[str]:
+    tree = _tree(text)
+    return set() if tree is None else {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+
+
+# ------------------------------------------------------------------------------ caps
+class Budget:
+    """Characters of output one notebook may keep: per cell and in all."""
+
+    def __init__(self, limits: sandbox.Limits):
+        self.limits = limits
+        self.total = 0
+        self.per_cell: dict[int, int] = {}
+        self.cut: set[int] = set()
+        self.notes: list[str] = []
+
+    def take(self, index: int, size: int) -> bool:
+        used = self.per_cell.get(index, 0) + size
+        self.per_cell[index] = used
+        self.total += size
+        return used <= self.limits.output_chars and self.total <= self.limits.notebook_chars
+
+    def note_cut(self, index: int, outs: list) -> None:
+        if index in self.cut:
+            return
+        self.cut.add(index)
+        self.notes.append(f"cell {index}: output truncated")
+        outs.append(NotebookNode(output_type="stream", name="stdout",
+                                 text="\n[output truncated by the grader]\n"))
+
+
+def _cap_error(content: dict, chars: int) -> None:
+    content["ename"] = str(content.get("ename", ""))[:200]
+    content["evalue"] = str(content.get("evalue", ""))[: chars // 2]
+    tb, kept, used = [str(t) for t in content.get("traceback", [])], [], 0
+    for line in reversed(tb):  # keep the end of a traceback: where it failed
+        if used + len(line) > chars // 2:
+            kept.append("[traceback truncated by the grader]")
+            break
+        kept.append(line)
+        used += len(line)
+    content["traceback"] = kept[::-1]
+
+
+def _size(content: dict) -> int:
+    size = len(str(content.get("text", ""))) + len(str(content.get("metadata", "")))
+    size += sum(len(str(v)) for v in content.get("data", {}).values())
+    size += len(str(content.get("ename", ""))) + len(str(content.get("evalue", "")))
+    return size + sum(len(str(t)) for t in content.get("traceback", []))
+
+
+class GradingClient(Execute):
+    """nbgrader's Execute for one kernel, with every output capped by a :class:`Budget`."""
+
+    def __init__(self, nb, km, *, budget: Budget, **kw):
+        super().__init__(**kw)
+        NotebookClient.__init__(self, nb, km)  # as nbconvert's ExecutePreprocessor.preprocess does
+        self.budget = budget
+
+    def output(self, outs, msg, display_id, cell_index):
+        content = msg.get("content", {})
+        if msg["msg_type"] == "error":
+            _cap_error(content, self.budget.limits.error_chars)
+        if msg["msg_type"] in ("stream", "display_data", "execute_result", "update_display_data", "error"):
+            if not self.budget.take(cell_index, _size(content)):
+                self.budget.note_cut(cell_index, outs)
+                if msg["msg_type"] != "error":
+                    return None
+                content["traceback"] = content["traceback"][-3:]
+                content["evalue"] = content["evalue"][:500]
+        return super().output(outs, msg, display_id, cell_index)
+
+
+class SandboxedKernelManager(AsyncKernelManager):
+    """A kernel started as ``prlimit … bwrap … python -E -s launch.py SRC DST -- …``."""
+
+    prefix: list[str] = []
+    copy_from: str = ""
+    copy_to: str = ""
+
+    def format_kernel_cmd(self, extra_arguments=None):
+        cmd = [sys.executable, "-E", "-s", launch.__file__, self.copy_from, self.copy_to, "--",
+               "-f", self.connection_file, "--HistoryManager.hist_file=:memory:", "--IPKernelApp.parent_handle=0"]
+        return list(self.prefix) + cmd
+
+
+# ------------------------------------------------------------------------------ one kernel
+class Kernel:
+    """One sandboxed kernel and the nbgrader client that runs cells in it."""
+
+    def __init__(self, role: str, nb, scratch: Path, files: dict[str, bytes], limits: sandbox.Limits,
+                 kind: str, budget: Budget, hide: tuple[str, ...] = ()):
+        self.role, self.scratch, self.limits, self.kind = role, sandbox.make_scratch(scratch), limits, kind
+        for rel, data in files.items():
+            target = (scratch / "files" / rel).resolve()
+            if not str(target).startswith(str((scratch / "files").resolve()) + os.sep):
+                continue  # a path that would leave the scratch directory
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        self.kernel_dir = scratch / "kernel"
+        km = SandboxedKernelManager(transport="ipc", ip=str(self.kernel_dir / "k"),
+                                    connection_file=str(self.kernel_dir / "kernel.json"))
+        cpu = limits.total + 30
+        km.prefix = sandbox.prlimit_argv(limits, cpu)
+        if kind == "bwrap":
+            km.prefix += sandbox.bubblewrap_argv(scratch, disk=limits.disk, hide=hide)
+            km.copy_from = "/submission"
+        else:
+            km.copy_from = str(scratch / "files")
+        km.copy_to = sandbox.work_dir(scratch, kind)
+        # interrupt through the control channel: a SIGINT to the process group would also
+        # reach bubblewrap, which would take the kernel down with it
+        km.kernel_spec.interrupt_mode = "message"
+        self.km = km
+        self.client = GradingClient(
+            nb, km, budget=budget, timeout=limits.timeout, interrupt_on_timeout=True, allow_errors=True,
+            raise_on_iopub_timeout=True, iopub_timeout=4, startup_timeout=60, record_timing=False,
+            shutdown_kernel="immediate")
+        self.log_path = self.kernel_dir / "kernel.log"
+        self.peak = 0
+        self.over_disk = False
+        self.started = False
+        self._watch = None
+        self._log = None
+
+    async def start(self) -> dict:
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in shutdown
+        await self.km.start_kernel(env=sandbox.kernel_env(self.scratch, self.kind), cwd=str(self.scratch),
+                                   stdout=self._log, stderr=self._log)
+        self.started = True
+        self._watch = asyncio.ensure_future(self._watchdog())
+        await self.client.async_start_new_kernel_client()
+        info = await self.client.async_wait_for_reply(self.client.kc.kernel_info())
+        return info["content"] if info else {}
+
+    async def _watchdog(self) -> None:
+        """Sample the address space of the kernel's processes and what it wrote on the host."""
+        watched = self.kernel_dir if self.kind == "bwrap" else self.scratch
+        limit = self.limits.kernel_dir if self.kind == "bwrap" else self.limits.kernel_dir + self.limits.disk
+        tick = 0
+        while True:
+            try:
+                proc = psutil.Process(self.km.provisioner.process.pid)
+                total = max([p.memory_info().vms for p in [proc, *proc.children(recursive=True)]] or [0])
+                self.peak = max(self.peak, total)
+            except Exception:  # noqa: BLE001 - the process is gone or not started yet
+                pass
+            tick += 1
+            if tick % 5 == 0 and _du(watched) > limit:
+                self.over_disk = True
+                await self.kill()
+                return
+            await asyncio.sleep(0.1)
+
+    async def alive(self) -> bool:
+        return self.started and await self.km.is_alive()
+
+    async def kill(self) -> None:
+        """SIGKILL to the sandbox (bubblewrap takes the kernel with it: --die-with-parent)."""
         try:
-            await km.shutdown_kernel(now=True)
+            self.km.provisioner.process.kill()
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+
+    async def interrupt(self) -> None:
+        await self.km.interrupt_kernel()
+
+    def exit_code(self):
+        p = self.km.provisioner.process if self.km.provisioner else None
+        return p.poll() if p is not None else None
+
+    async def execute(self, cell, index: int, timeout: float):
+        self.client.timeout = max(1, int(timeout))
+        return await self.client.async_execute_cell(cell, index, store_history=True)
+
+    async def silent(self, code: str, timeout: float):
+        """Run ``code`` without a trace in the notebook; the reply, or None."""
+        kc = self.client.kc
+        msg_id = kc.execute(code, silent=True, store_history=False, allow_stdin=False)
+        return await self.reply(msg_id, timeout)
+
+    async def reply(self, msg_id: str, timeout: float):
+        kc = self.client.kc
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            try:
+                msg = await kc.shell_channel.get_msg(timeout=min(remaining, 1.0))
+            except Exception:  # noqa: BLE001 - queue.Empty
+                if not await self.km.is_alive():
+                    return None
+                continue
+            if msg["parent_header"].get("msg_id") == msg_id:
+                return msg
+
+    def death(self) -> tuple[str, str]:
+        if self.over_disk:
+            return "crashed", f"the kernel wrote more than {self.limits.kernel_dir / 2**20:.0f} MiB outside its tmpfs"
+        return _death(self.exit_code(), self.log_path, self.peak, self.limits.memory, self.kind)
+
+    async def shutdown(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+        try:
+            if self.client.kc is not None:
+                self.client.kc.stop_channels()
         except Exception:  # noqa: BLE001
             pass
-        try:
-            await km.cleanup_resources()
-        except Exception:  # noqa: BLE001
-            pass
+        if self.started:
+            for step in (lambda: self.km.shutdown_kernel(now=True), self.km.cleanup_resources):
+                try:
+                    await step()
+                except Exception:  # noqa: BLE001
+                    pass
+        if self._log is not None:
+            self._log.close()
 
 
-async def _watch_memory(km, peak: list) -> None:
-    """Record the largest address space of the kernel's process tree (sampled)."""
-    import psutil
-
-    while True:
-        try:
-            proc = psutil.Process(km.provisioner.process.pid)
-            total = max([p.memory_info().vms for p in [proc, *proc.children(recursive=True)]] or [0])
-            peak[0] = max(peak[0], total)
-        except Exception:  # noqa: BLE001 - the process is gone or not started yet
-            pass
-        await asyncio.sleep(0.1)
+def _du(path: Path) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass
+    return total
 
 
 def _death(code, log_path: Path, peak: int = 0, limit: int = 0, kind: str = "none") -> tuple[str, str]:
@@ -293,8 +392,6 @@ def _death(code, log_path: Path, peak: int = 0, limit: int = 0, kind: str = "non
     if kind == "bwrap" and code > 128:
         code = -(code - 128)  # bubblewrap reports a child killed by signal N as 128 + N
     if code < 0:
-        import signal
-
         try:
             name = signal.Signals(-code).name
         except ValueError:
@@ -307,9 +404,9 @@ def _death(code, log_path: Path, peak: int = 0, limit: int = 0, kind: str = "non
     return "crashed", f"the kernel exited with code {code}"
 
 
-def _memory_error(nb) -> bool:
-    return any(o.get("output_type") == "error" and o.get("ename") == "MemoryError"
-               for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+def _not_run_output(reason: str):
+    return NotebookNode(output_type="error", ename="NotExecuted", evalue=reason,
+                        traceback=[f"NotExecuted: {reason}"])
 
 
 def _mark_not_run(nb, start: int, reason: str) -> None:
@@ -320,48 +417,171 @@ def _mark_not_run(nb, start: int, reason: str) -> None:
                 cell.outputs = list(cell.get("outputs", [])) + [_not_run_output(reason)]
 
 
-def execute_job(job: dict) -> dict:
-    """Grade-side execution of one submission. Plain data in, plain data out.
+def _memory_error(nb) -> bool:
+    return any(o.get("output_type") == "error" and o.get("ename") == "MemoryError"
+               for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
 
-    ``job``: ``student``, ``assignment``, ``notebooks`` ({name: notebook JSON text}),
-    ``files`` ({relative path: bytes}), ``limits`` (dict for :class:`.sandbox.Limits`),
-    ``sandbox`` (``"bwrap"``, ``"none"`` or ``"auto"``), ``guard`` (from
-    :func:`.guard.import_bindings`, or ``None`` to run without it).
-    """
-    import nbformat
 
-    from . import sandbox
+def _timed_out(cell) -> bool:
+    return any(o.get("output_type") == "error" and o.get("ename") == "CellTimeoutError"
+               for o in cell.get("outputs", []))
 
+
+# ------------------------------------------------------------------------------ one notebook
+async def run_notebook(nb, job: Job, instructor: dict[str, tuple[str, str]], base: Path,
+                       kind: str) -> NotebookResult:
+    """Execute ``nb`` in place in the two kernels; the outcome."""
+    from .relay import Relay
+
+    limits = job.limits
+    budget = Budget(limits)
+    notes: list[str] = []
+    student = Kernel("student", nb, base / "student", job.files, limits, kind, budget, job.hide)
+    # the tests' client writes its cells into a notebook of its own, of the same length
+    shadow = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell() for _ in nb.cells])
+    tests = Kernel("tests", shadow, base / "tests", job.course_files, limits, kind, budget)
+    started = time.monotonic()
+    deadline = started + limits.total
+    relay = Relay(str(student.kernel_dir / "relay.sock"), str(tests.kernel_dir / "relay.sock"),
+                  timeout=limits.timeout, interrupt=student.interrupt)
+    try:
+        try:
+            infos = await asyncio.gather(student.start(), tests.start())
+            if "language_info" in infos[0]:
+                nb.metadata["language_info"] = infos[0]["language_info"]
+            await relay.start()
+        except Exception as exc:  # the kernel never ran student code: the grader's problem
+            tail = b"".join(k.log_path.read_bytes()[-1000:] for k in (student, tests) if k.log_path.exists())
+            return NotebookResult(None, "error", f"a kernel did not start: {exc!r} {tail.decode(errors='replace')}")
+        status, detail = await _run_cells(nb, instructor, student, tests, relay, deadline, notes)
+        if status == "graded" and relay.stats.cell_timeouts:
+            status, detail = "timeout", f"a cell ran past the {limits.timeout} s limit and was interrupted"
+        if status == "graded" and relay.stats.timeouts:
+            status, detail = "timeout", f"a call of a student function ran past the {limits.timeout} s limit"
+        if status == "graded" and _memory_error(nb):
+            status, detail = "memory", "a cell ran out of memory (MemoryError)"
+        notes += relay.stats.notes + budget.notes
+        if student.client.widget_state:
+            student.client.set_widgets_metadata()
+    finally:
+        await relay.close()
+        await asyncio.gather(student.shutdown(), tests.shutdown())
+    return NotebookResult(nbformat.writes(nb), status, detail, notes, time.monotonic() - started)
+
+
+async def _run_cells(nb, instructor, student: Kernel, tests: Kernel, relay, deadline: float,
+                     notes: list[str]) -> tuple[str, str]:
+    limits = student.limits
+    kinds = roles(nb, instructor)
+    defined: set[str] = set()       # names the student's cells bind
+    setup_names: set[str] = set()   # names the instructor's setup cells bind
+    source: list[str] = []          # setup and student cells so far, as text (for check_not_autodiff)
+    for index, cell in enumerate(nb.cells):
+        role = kinds[index]
+        if not role:
+            continue
+        remaining = deadline - time.monotonic()
+        if remaining <= 1:
+            _mark_not_run(nb, index, f"the submission used up its total time limit of {limits.total} s")
+            return "timeout", f"the submission ran past its total time limit of {limits.total} s"
+        timeout = min(limits.timeout, remaining)
+        if role == "test":
+            gid = cell.metadata.nbgrader.grade_id
+            names = sorted((defined - setup_names) & used_names(instructor[gid][1]))
+            stop = await _run_test(cell, index, instructor[gid][1], names, CELL_SEPARATOR.join(source),
+                                   student, tests, relay, timeout)
+            if stop is not None:
+                _mark_not_run(nb, index + 1, f"the kernel stopped ({stop[1]}) before this cell ran")
+                return stop
+            continue
+        if role == "setup":
+            gid = cell.metadata.nbgrader.grade_id
+            trusted = NotebookNode(cell_type="code", source=instructor[gid][1], metadata={}, outputs=[],
+                                   execution_count=None)
+            setup_names |= defined_names(trusted.source)
+            source.append(python_source(trusted.source))
+            done = await tests.execute(trusted, index, timeout)
+            if any(o.get("output_type") == "error" for o in done.outputs):
+                err = next(o for o in done.outputs if o.get("output_type") == "error")
+                notes.append(f"the setup cell {gid} failed in the tests' kernel: {err.get('ename')}: "
+                             f"{str(err.get('evalue'))[:200]}")
+        else:
+            defined |= defined_names(cell.source)
+            source.append(python_source(cell.source))
+        try:
+            cell = await student.execute(cell, index, timeout)
+        except DeadKernelError:
+            status, detail = student.death()
+            _mark_not_run(nb, index, f"the kernel stopped ({detail}) before this cell finished")
+            return status, detail
+        except CellTimeoutError:
+            _mark_not_run(nb, index, "the kernel stopped answering (timeout) before this cell finished")
+            return "timeout", f"a cell ran past {limits.timeout} s and the kernel did not respond to an interrupt"
+        if not await student.alive():
+            status, detail = student.death()
+            _mark_not_run(nb, index + 1, f"the kernel stopped ({detail}) before this cell ran")
+            return status, detail
+        if _timed_out(cell):
+            relay.stats.cell_timeouts += 1
+    return "graded", ""
+
+
+async def _run_test(cell, index, test_source, names, source, student: Kernel, tests: Kernel, relay,
+                    timeout: float):
+    """One test cell in the tests' kernel, with the student's kernel serving its calls.
+    Returns a status when grading must stop, else None."""
+    serving = None
+    if not relay.dead and await student.alive():
+        serving = student.client.kc.execute(SERVE.format(path=str(relay.student_path)), silent=True,
+                                            store_history=False, allow_stdin=False)
+        if not await relay.wait_for_student(10.0):
+            relay.mark_dead("the student's kernel did not start serving the tests")
+    bind = await tests.silent(BIND.format(path=str(relay.trusted_path), names=names, source=source), 30.0)
+    if bind is None or bind["content"].get("status") != "ok":
+        raise RuntimeError(f"binding the student's names in the tests' kernel failed: {bind and bind['content']}")
+    test = NotebookNode(cell_type="code", source=test_source, metadata={}, outputs=[], execution_count=None)
+    try:
+        done = await tests.execute(test, index, timeout)
+    except DeadKernelError:
+        return "error", "the tests' kernel stopped"
+    except CellTimeoutError:
+        return "timeout", f"a test cell ran past {timeout:.0f} s and the tests' kernel did not respond to an interrupt"
+    cell.outputs = done.outputs
+    cell.execution_count = done.execution_count
+    if _timed_out(done):
+        relay.stats.cell_timeouts += 1
+    if serving is not None:
+        if relay.pending is not None:  # the test was interrupted during a call: stop the call too
+            await student.interrupt()
+        await relay.end_session()
+        if await student.reply(serving, relay.grace + 2.0) is None:
+            if await student.alive():
+                await student.interrupt()
+            relay.mark_dead("the student's kernel kept running after a test cell")
+    if serving is not None and not await student.alive():
+        status, detail = student.death()
+        relay.mark_dead(f"the kernel stopped ({detail})")
+        return status, detail
+    return None
+
+
+# ------------------------------------------------------------------------------ one submission
+def execute_job(job: Job) -> JobResult:
+    """Execute every notebook of ``job`` (plain data in, plain data out)."""
     t0 = time.perf_counter()
-    limits = sandbox.Limits(**job.get("limits", {}))
-    kind = job.get("sandbox", "auto")
+    kind = job.sandbox
     if kind not in ("bwrap", "none"):
         kind, _ = sandbox.choose(kind)
     results = {}
     base = Path(tempfile.mkdtemp(prefix="tamegrad-grade-"))
     try:
-        for name, text in job["notebooks"].items():
-            scratch = sandbox.make_scratch(base / name)
-            work = scratch / "work"
-            for rel, data in job.get("files", {}).items():
-                target = (work / rel).resolve()
-                if not str(target).startswith(str(work.resolve()) + os.sep):
-                    continue  # a path that would leave the scratch directory
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
+        for name, text in job.notebooks.items():
             nb = nbformat.reads(text, as_version=4)
-            guard_config = None
-            if job.get("guard") is not None:
-                g = job["guard"]
-                guard_config = {"nonce": secrets.token_hex(8), "token": secrets.token_hex(16),
-                                "preimport": g["preimport"], "packages": g["packages"],
-                                "bindings": [list(b) for b in g["bindings"]]}
-            n0 = time.perf_counter()
-            status, detail, notes = asyncio.run(_run_notebook(nb, scratch, limits, kind, guard_config))
-            results[name] = {"notebook": nbformat.writes(nb), "status": status, "detail": detail,
-                             "notes": notes, "seconds": time.perf_counter() - n0}
-            shutil.rmtree(scratch, ignore_errors=True)
+            where = base / name
+            results[name] = asyncio.run(run_notebook(nb, job, job.instructor_cells.get(name, {}), where, kind))
+            shutil.rmtree(where, ignore_errors=True)
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    return {"student": job["student"], "assignment": job["assignment"], "notebooks": results,
-            "sandbox": kind, "host": socket.gethostname(), "seconds": time.perf_counter() - t0}
+    return JobResult(job.student, results, kind, socket.gethostname(), time.perf_counter() - t0)
+
+

@@ -4,8 +4,10 @@ With bubblewrap (Debian's ``bubblewrap``) the kernel gets:
 
 * a fresh mount namespace holding only the operating system (``/usr``, the dynamic
   linker's files, a few files of ``/etc``), the Python installation and the packages
-  it imports, all read-only, and the submission's scratch directory, the only place it
-  can write (plus a private ``/tmp`` of 64 MiB in memory, thrown away afterwards);
+  it imports, all read-only; its working directory, HOME and TMPDIR on a private
+  ``/tmp``, a tmpfs of :attr:`Limits.disk` bytes thrown away afterwards; and one host
+  directory it can write, the one of its sockets (watched: the grader stops a kernel
+  that writes more than :attr:`Limits.kernel_dir` bytes there);
 * no network (its own network namespace with only a loopback of its own);
 * its own PID, IPC and UTS namespaces, a user namespace in which it is ``nobody``, no
   capabilities, and it dies with the grading process;
@@ -42,14 +44,22 @@ SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 
 @dataclass(frozen=True)
 class Limits:
-    """What one submission may use. ``memory`` and ``file_size`` in bytes."""
+    """What one submission may use. Sizes in bytes, times in seconds."""
 
-    timeout: int = 30                 # seconds per cell (wall clock)
-    memory: int = 2 * 1024**3         # address space of the kernel process
-    file_size: int = 256 * 1024**2    # largest file it may write
+    timeout: int = 30                 # wall clock per cell, and per call of a student function
+    memory: int = 2 * 1024**3         # address space of each kernel process
+    file_size: int = 256 * 1024**2    # largest file a kernel may write
     open_files: int = 256
-    cpu_seconds: int = 0              # 0: derived from the timeout and the number of cells
+    total_seconds: int = 0            # wall clock (and CPU) for the whole submission; 0: 10 x timeout
+    disk: int = 256 * 1024**2         # the tmpfs that holds the working directory, HOME and /tmp
+    kernel_dir: int = 64 * 1024**2    # what the kernel may write where its sockets live (on the host)
     output_chars: int = 2_000_000     # characters of output kept per cell (the rest is dropped)
+    notebook_chars: int = 20_000_000  # characters of output kept in one notebook
+    error_chars: int = 20_000         # characters of an error's name, value and traceback
+
+    @property
+    def total(self) -> int:
+        return self.total_seconds or 10 * self.timeout
 
 
 def parse_size(text: str | int) -> int:
@@ -104,15 +114,22 @@ def bubblewrap_path() -> str | None:
     return shutil.which("bwrap")
 
 
-def bubblewrap_argv(scratch: Path, python: str = sys.executable, tmp_size: int = 64 * 1024**2) -> list[str]:
-    """The ``bwrap`` prefix for a kernel whose only writable directory is ``scratch``."""
+def bubblewrap_argv(scratch: Path, python: str = sys.executable, disk: int = 256 * 1024**2,
+                    hide: tuple[str, ...] = ()) -> list[str]:
+    """The ``bwrap`` prefix for a kernel of ``scratch`` (see :func:`make_scratch`).
+
+    Inside: ``/tmp`` is a private tmpfs of ``disk`` bytes (the working directory
+    ``/tmp/work``, HOME and TMPDIR are in it); ``scratch/files`` is read-only at
+    ``/submission`` (the launcher copies it into ``/tmp/work``); ``scratch/kernel`` (the
+    connection file and the Unix sockets to the grader) is the only host directory it can
+    write. Each directory of ``hide`` (e.g. torch's package) is replaced by an empty one.
+    """
     argv = [bubblewrap_path() or "bwrap", "--unshare-all", "--die-with-parent"]
     # become nobody inside (works both as root and as an ordinary user with user namespaces)
     argv += ["--unshare-user", "--uid", "65534", "--gid", "65534", "--disable-userns"]
-    # a small private /tmp (thrown away with the sandbox) first: the binds below are
-    # mounted over it, so a virtual environment or scratch directory under the host's
-    # /tmp stays visible
-    argv += ["--size", str(tmp_size), "--tmpfs", "/tmp"]
+    # the private /tmp first: the binds below are mounted over it, so a virtual
+    # environment or scratch directory under the host's /tmp stays visible
+    argv += ["--size", str(disk), "--tmpfs", "/tmp"]
     for d in SYSTEM_DIRS:
         if os.path.islink(d):
             argv += ["--symlink", os.readlink(d), d]
@@ -123,17 +140,41 @@ def bubblewrap_argv(scratch: Path, python: str = sys.executable, tmp_size: int =
             argv += ["--ro-bind", f, f]
     for p in python_layout(python):
         argv += ["--ro-bind", p, p]
+    # the tamegrad package this grader runs (the launcher puts its parent first on sys.path);
+    # only the package: in a checkout of the course, its siblings hold the solutions
+    own = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if not any(own == p or own.startswith(p + "/") for p in python_layout(python)):
+        argv += ["--ro-bind", own, own]
     # the virtual environment's own path, if the interpreter is reached through a symlink
     venv = os.path.dirname(os.path.dirname(os.path.abspath(python)))
     if not any(venv == p or venv.startswith(p + "/") for p in python_layout(python)):
         argv += ["--ro-bind", venv, venv]
+    if hide:
+        deny = scratch / "deny_init.py"
+        deny.write_text('raise ImportError("this package is not available in this assignment\'s sandbox")\n')
+        for d in hide:
+            argv += ["--size", "65536", "--tmpfs", d, "--ro-bind", str(deny), d + "/__init__.py",
+                     "--remount-ro", d]
     argv += ["--proc", "/proc", "--dev", "/dev"]
-    scratch = str(scratch)
-    argv += ["--bind", scratch, scratch]
+    argv += ["--ro-bind", str(scratch / "files"), "/submission"]
+    kernel = str(scratch / "kernel")
+    argv += ["--bind", kernel, kernel]
     # the sandbox's own root (where the mount points were made) becomes read-only too
     argv += ["--remount-ro", "/"]
-    argv += ["--chdir", os.path.join(scratch, "work"), "--"]
+    argv += ["--chdir", "/tmp", "--"]
     return argv
+
+
+def hidden_packages(names) -> tuple[str, ...]:
+    """The package directories of ``names`` (e.g. ``("torch",)``), to hide from a kernel."""
+    import importlib.util
+
+    out = []
+    for name in names:
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.submodule_search_locations:
+            out += [os.path.realpath(p) for p in spec.submodule_search_locations]
+    return tuple(out)
 
 
 def prlimit_argv(limits: Limits, cpu_seconds: int) -> list[str]:
@@ -155,8 +196,7 @@ def bubblewrap_works(python: str = sys.executable) -> tuple[bool, str]:
 
     with tempfile.TemporaryDirectory(prefix="tamegrad-probe-") as tmp:
         scratch = Path(tmp)
-        (scratch / "work").mkdir()
-        (scratch / "tmp").mkdir()
+        make_scratch(scratch)
         cmd = bubblewrap_argv(scratch, python) + [python, "-I", "-c", "import sys; print('sandbox-ok')"]
         try:
             out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
@@ -181,24 +221,25 @@ def choose(mode: str) -> tuple[str, str]:
 
 def describe(kind: str) -> str:
     if kind == "bwrap":
-        return "bubblewrap: no network, read-only system, writes only to its scratch directory, resource limits"
+        return ("bubblewrap: no network, read-only system, writes only to a size-limited tmpfs, resource limits; "
+                "student code and tests in separate kernels")
     return "NONE: resource limits and a private working directory only (no file-system or network isolation)"
 
 
-def kernel_env(scratch: Path) -> dict[str, str]:
-    """A scrubbed environment: nothing of the grader's leaks into student code."""
+def kernel_env(scratch: Path, kind: str) -> dict[str, str]:
+    """A scrubbed environment: nothing of the grader's leaks into the kernel."""
     keep = ("LANG", "LC_ALL", "TZ")
     env = {k: os.environ[k] for k in keep if k in os.environ}
-    home = str(scratch / "home")
+    tmp = "/tmp" if kind == "bwrap" else str(scratch / "tmp")
     env.update({
         "PATH": os.path.dirname(os.path.abspath(sys.executable)) + ":/usr/local/bin:/usr/bin:/bin",
-        "HOME": home,
-        "TMPDIR": str(scratch / "tmp"),
-        "IPYTHONDIR": str(scratch / "kernel" / "ipython"),
+        "HOME": tmp + "/home",
+        "TMPDIR": tmp,
+        "IPYTHONDIR": tmp + "/ipython",
         "JUPYTER_RUNTIME_DIR": str(scratch / "kernel"),
-        "JUPYTER_CONFIG_DIR": str(scratch / "kernel" / "jupyter"),
-        "JUPYTER_DATA_DIR": str(scratch / "kernel" / "jupyter"),
-        "MPLCONFIGDIR": str(scratch / "kernel" / "matplotlib"),
+        "JUPYTER_CONFIG_DIR": tmp + "/jupyter",
+        "JUPYTER_DATA_DIR": tmp + "/jupyter",
+        "MPLCONFIGDIR": tmp + "/matplotlib",
         "MPLBACKEND": "module://matplotlib_inline.backend_inline",
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYDEVD_DISABLE_FILE_VALIDATION": "1",
@@ -209,8 +250,14 @@ def kernel_env(scratch: Path) -> dict[str, str]:
     return env
 
 
+def work_dir(scratch: Path, kind: str) -> str:
+    """The kernel's working directory, as the kernel sees it."""
+    return "/tmp/work" if kind == "bwrap" else str(scratch / "tmp" / "work")
+
+
 def make_scratch(root: Path) -> Path:
-    for sub in ("work", "tmp", "home", "kernel"):
+    """``files`` (copied in by the launcher), ``kernel`` (sockets), ``tmp`` (without bwrap)."""
+    for sub in ("files", "kernel", "tmp"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     return root
 

@@ -115,6 +115,14 @@ class ReaddingOverwriteCells(QuietOverwriteCells):
     """OverwriteCells that re-adds missing grade cells after the nearest surviving
     cell that precedes them in the source."""
 
+    def preprocess(self, nb, resources):
+        # DeduplicateIds leaves ``nbgrader: {}`` on the earlier copies of a copy-pasted
+        # cell, which nbgrader's add_missing_task_cells cannot read (KeyError)
+        for cell in nb.cells:
+            if cell.get("metadata", {}).get("nbgrader", None) == {}:
+                del cell.metadata["nbgrader"]
+        return super().preprocess(nb, resources)
+
     def add_missing_grade_cells(self, nb, resources):
         source_nb = self.gradebook.find_notebook(self.notebook_id, self.assignment_id)
         source_ids = [c.name for c in source_nb.source_cells]

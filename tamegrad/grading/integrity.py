@@ -58,6 +58,9 @@ def shortcuts(fn: Callable, *, allow: Iterable[str] = (), forbid: Iterable[str] 
               modules: Iterable[str] = AUTODIFF_MODULES, _seen: set | None = None) -> list[str]:
     """The forbidden names and modules that ``fn`` (and the notebook functions it calls) uses."""
     seen = set() if _seen is None else _seen
+    if isinstance(getattr(type(fn), "__tamegrad_source__", None), str):
+        # a proxy of the autograder (tamegrad.autograde.proxy): check the source the student wrote
+        return source_shortcuts(fn.__tamegrad_source__, fn.__name__, allow=allow, forbid=forbid, modules=modules)
     fn = inspect.unwrap(fn)
     code = getattr(fn, "__code__", None)
     if code is None or id(code) in seen:
@@ -85,6 +88,94 @@ def shortcuts(fn: Callable, *, allow: Iterable[str] = (), forbid: Iterable[str] 
         elif isinstance(value, types.FunctionType) and value is not fn and _module_of(value) == fn.__module__:
             found += shortcuts(value, allow=allow, forbid=forbid, modules=modules, _seen=seen)
     return sorted(set(found))
+
+
+#: more names that the source-text check bans: ways to reach a module or a namespace by name
+SOURCE_NAMES = frozenset({"vars", "locals", "__dict__", "__globals__", "__subclasses__", "__getattribute__",
+                          "__code__", "__closure__", "modules", "import_module", "__loader__", "__spec__"})
+
+
+#: what separates the cells in the ``source`` of :func:`source_shortcuts`
+CELL_SEPARATOR = "\n# --- tamegrad: next cell ---\n"
+
+
+def source_shortcuts(source: str, name: str, *, allow: Iterable[str] = (), forbid: Iterable[str] = (),
+                     modules: Iterable[str] = AUTODIFF_MODULES) -> list[str]:
+    """:func:`shortcuts` for a function known only by the text of the notebook it is defined in.
+
+    ``source`` is the notebook's code (setup and answer cells, in order, as Python, joined
+    by :data:`CELL_SEPARATOR`) as text; nothing of it runs. The function ``name`` (its last
+    top-level definition) is searched for banned
+    names (attributes, names, imports; also :data:`SOURCE_NAMES`, and strings that name a
+    banned module, as in ``sys.modules["torch"]``); a name bound anywhere at top level or
+    in the function by an import of a banned module counts as that module, and the
+    top-level functions it calls are followed the same way."""
+    banned = (AUTODIFF_NAMES | SOURCE_NAMES | set(forbid)) - set(allow)
+    modules = set(modules) - set(allow)
+    trees = []
+    for cell in source.split(CELL_SEPARATOR):
+        try:
+            trees.append(ast.parse(cell))
+        except (SyntaxError, ValueError):
+            pass  # a cell that does not parse defines nothing here
+    functions: dict[str, ast.AST] = {}
+    imported: dict[str, str] = {}
+
+    def imports(node, into):
+        for a in node.names:
+            if isinstance(node, ast.Import):
+                into[(a.asname or a.name).split(".")[0]] = a.name
+            else:
+                into[a.asname or a.name] = f"{node.module or ''}.{a.name}"
+
+    for tree in trees:
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                functions[node.name] = node
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                imports(node, imported)
+    found: set[str] = set()
+    seen: set[str] = set()
+
+    def visit(fname: str) -> None:
+        if fname in seen or fname not in functions:
+            return
+        seen.add(fname)
+        node = functions[fname]
+        local: dict[str, str] = {}
+        names: set[str] = set()
+        # the function's own variables (parameters, assignments) are not global names, as
+        # for shortcuts, which reads co_names: a parameter called `norms` is not the module's
+        a = node.args
+        own = {x.arg for x in a.posonlyargs + a.args + a.kwonlyargs + [a.vararg, a.kwarg] if x is not None}
+        own |= {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del))}
+        own -= {g for n in ast.walk(node) if isinstance(n, (ast.Global, ast.Nonlocal)) for g in n.names}
+        for sub in ast.walk(node):
+            if isinstance(sub, (ast.Import, ast.ImportFrom)):
+                imports(sub, local)
+                names |= {a.name.split(".")[0] for a in sub.names} | {a.asname for a in sub.names if a.asname}
+                if isinstance(sub, ast.ImportFrom) and sub.module:
+                    names.add(sub.module.split(".")[0])
+            elif isinstance(sub, ast.Attribute):
+                names.add(sub.attr)
+            elif isinstance(sub, ast.Name) and sub.id not in own:
+                names.add(sub.id)
+            elif isinstance(sub, ast.Constant) and isinstance(sub.value, str):
+                if sub.value.split(".")[0] in modules:
+                    found.add(f"`{sub.value}` (a module named in a string)")
+        found.update(f"`{n}`" for n in names & banned)
+        found.update(f"`{n}`" for n in names & modules)
+        for n in sorted(names):
+            origin = local.get(n) or imported.get(n)
+            if origin and origin.lstrip(".").split(".")[0] in modules:
+                found.add(f"`{n}` (from {origin.lstrip('.')})")
+            elif n in functions and n != fname:
+                visit(n)
+
+    if name not in functions:
+        return [f"`{name}` (no readable definition in the notebook's source)"]
+    visit(name)
+    return sorted(found)
 
 
 def check_not_autodiff(fn: Callable, *, allow: Iterable[str] = (), forbid: Iterable[str] = (),

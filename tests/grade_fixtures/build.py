@@ -87,6 +87,16 @@ def write_case(case: dict, answers: dict, release, submitted: Path, values: dict
         md = _cell(nb, gid).metadata["nbgrader"]
         md.update({"grade": False, "solution": True, "points": 0})
         _cell(nb, gid).source = "pass"
+    for gid in case.get("duplicate", []):  # a copy-pasted cell, nbgrader metadata and all
+        cell = _cell(nb, gid)
+        nb.cells.insert(nb.cells.index(cell) + 1, copy.deepcopy(cell))
+    for block in case.get("append", []):
+        for _ in range(block.get("times", 1)):
+            nb.cells.append(nbformat.v4.new_code_cell(fill(block["source"], values)))
+    for rel, text in case.get("files", {}).items():
+        path = folder / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(fill(text, values))
     if case.get("rename"):
         target = folder / case["rename"]
     nbformat.write(nb, target)
