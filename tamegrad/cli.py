@@ -1,5 +1,7 @@
 """The ``tamegrad`` command.
 
+    tamegrad report ASSIGNMENT [--course DIR] [--out DIR] [--grades FILE] [--db-url URL]
+    tamegrad similarity ASSIGNMENT [--submissions DIR] [--course DIR] [--out DIR] [--threshold F]
     tamegrad grade ASSIGNMENT --submissions PATH [--workers N] [--scheduler ADDRESS]
                    [--db-url URL] [--timeout SECONDS] [--memory-limit SIZE] [--out DIR]
                    [--force] [--course DIR] [--sandbox auto|bwrap|none] [--grades FILE] ...
@@ -60,7 +62,54 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--student", action="append", default=[], metavar="ID", help="grade only this student (repeatable)")
     g.add_argument("--no-feedback", action="store_true", help="do not write feedback HTML")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    r = sub.add_parser("report", help="what the class got wrong: an HTML report and CSVs from what grading recorded")
+    r.add_argument("assignment")
+    r.add_argument("--course", type=Path, default=Path("."), metavar="DIR", help="course root (default: .)")
+    r.add_argument("--out", type=Path, metavar="DIR",
+                   help="where grading wrote autograded/ and grades.csv (default: the course root)")
+    r.add_argument("--grades", type=Path, metavar="FILE", help="the grade table (default: <out>/grades.csv)")
+    r.add_argument("--db-url", metavar="URL", help="gradebook database (default: sqlite:///<course>/gradebook.db)")
+
+    s = sub.add_parser("similarity", help="rank pairs of submissions whose answer code is alike")
+    s.add_argument("assignment")
+    s.add_argument("--course", type=Path, default=Path("."), metavar="DIR", help="course root (default: .)")
+    s.add_argument("--submissions", type=Path, metavar="DIR", help="default: <course>/submitted")
+    s.add_argument("--release", type=Path, metavar="DIR",
+                   help="the student versions, whose stubs do not count (default: <course>/exercises)")
+    s.add_argument("--out", type=Path, metavar="DIR", help="where the report goes (default: <course>/reports)")
+    s.add_argument("--threshold", type=float, default=None, metavar="F",
+                   help="list pairs where one side shares at least this fraction of its fingerprints (default 0.6)")
     return parser
+
+
+def _report(args) -> int:
+    from nbgrader.api import Gradebook
+
+    from .autograde import classreport
+    from .autograde.gradebook import ensure_tools_on_path, normalise_db_url
+
+    ensure_tools_on_path()  # nbgrader runs alembic when it opens a gradebook
+    course = args.course.resolve()
+    out = (args.out or course).resolve()
+    db_url = normalise_db_url(args.db_url) if args.db_url else f"sqlite:///{course / 'gradebook.db'}"
+    with Gradebook(db_url) as gb:
+        report = classreport.collect(gb, args.assignment, out / "autograded", args.grades or out / "grades.csv")
+    page = classreport.write(report, out / "reports", out / "autograded")
+    print(f"class report: {page}")
+    return 0
+
+
+def _similarity(args) -> int:
+    from .autograde import similarity
+
+    course = args.course.resolve()
+    threshold = similarity.THRESHOLD if args.threshold is None else args.threshold
+    page = similarity.report((args.submissions or course / "submitted").resolve(),
+                             (args.release or course / "exercises").resolve(), args.assignment,
+                             (args.out or course / "reports").resolve(), threshold)
+    print(f"similarity report: {page}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
             progress=not args.no_progress, students=args.student, grades=args.grades,
         )
         return run(opts)
+    if args.command == "report":
+        return _report(args)
+    if args.command == "similarity":
+        return _similarity(args)
     return 2
 
 

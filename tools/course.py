@@ -109,11 +109,10 @@ def assignments(root: Path = ROOT) -> list[str]:
 
 
 def nbgrader_env() -> dict[str, str]:
-    """The environment for nbgrader commands: this interpreter's scripts first on PATH
-    (nbgrader runs ``alembic`` as a subprocess when it touches a gradebook)."""
-    env = dict(os.environ)
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    return env
+    """The environment for nbgrader commands (its tools on PATH)."""
+    from tamegrad.autograde.gradebook import with_tools_on_path
+
+    return with_tools_on_path(os.environ)
 
 
 def release(root: Path = ROOT) -> list[Path]:

@@ -15,11 +15,20 @@ import tempfile
 from pathlib import Path
 
 
-def ensure_tools_on_path() -> None:
-    """nbgrader creates a new gradebook by running ``alembic``: it must be on PATH."""
+def with_tools_on_path(env) -> dict[str, str]:
+    """A copy of ``env`` with this interpreter's scripts first on PATH: nbgrader runs
+    ``alembic`` as a subprocess whenever it opens or creates a gradebook. The one rule, used
+    by the grader, the repository's tools and the tests."""
+    env = dict(env)
     bindir = os.path.dirname(os.path.abspath(sys.executable))
-    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    if bindir not in env.get("PATH", "").split(os.pathsep):
+        env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
+    return env
+
+
+def ensure_tools_on_path() -> None:
+    """:func:`with_tools_on_path` applied to this process's environment."""
+    os.environ["PATH"] = with_tools_on_path(os.environ)["PATH"]
 
 
 def load_config(root: Path):

@@ -151,4 +151,5 @@ def summary(rows: list[dict], *, assignment: str, seconds: float, workers: str, 
     if len(odd) > 30:
         lines.append(f"  ... and {len(odd) - 30} more (see grades.csv)")
     lines.append(f"  grades: {grades or out / 'grades.csv'}; notebooks: {out / 'autograded'}; feedback: {out / 'feedback'}")
+    lines.append(f"  what the class got wrong: tamegrad report {shown(assignment)} --out {out}")
     return "\n".join(lines)

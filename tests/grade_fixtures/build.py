@@ -13,6 +13,8 @@ from pathlib import Path
 
 import nbformat
 
+from tamegrad.autograde.gradebook import with_tools_on_path
+
 HERE = Path(__file__).parent
 REPO = HERE.parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -20,9 +22,7 @@ ASSIGNMENT = "fx_square"
 
 
 def env() -> dict:
-    e = dict(os.environ)
-    e["PATH"] = f"{VENV_BIN}{os.pathsep}{e.get('PATH', '')}"
-    return e
+    return with_tools_on_path(os.environ)
 
 
 def generate(course: Path, assignment: str = ASSIGNMENT) -> None:
