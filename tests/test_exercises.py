@@ -410,6 +410,7 @@ GIVEAWAYS = {
                          "task4": ["alpha e^x", "alpha * e^x", "\\alpha\\, e^{x}", "alpha * np.exp"],
                          "task5": ["1 + x * (1", "x * s * (1", "x \\sigma(x) (1", "\\sigma(x)(1 +"]},
     "ex04_initialisation": {"task1": ["sqrt(2 / (1 + slope", "\\sqrt{2/(1 +", "2 / (1 + slope", "sqrt(2.0 / (1.0"]},
+    "ex06_clipping": {"task5": ["v - u", "u^T v", "g g^T", "u u^T", "I - u", "(u, v)", "np.dot(u"]},
     "ex07_remedies": {"task1": ["diag(1 - tanh", "I + diag", "\\operatorname{diag}\\bigl(1", "(1.0 - t * t)"]},
 }
 
