@@ -154,6 +154,16 @@ MUTANTS: list[Mutant] = [
         h = activation(z)""", """        h = activation(z)
         variances.append(np.var(h))"""),),
       ("task4_tests",), "records Var(h) after the activation instead of Var(z)"),
+    M("ex04_initialisation", "backward-std-missing-factor-2", "task5_answer",
+      (("return math.sqrt(2.0 / ((1.0 + slope**2) * fan_out))",
+        "return math.sqrt(1.0 / ((1.0 + slope**2) * fan_out))"),),
+      ("task5_tests",), "a missing factor 2: takes E[f'(z)^2] as 1 + slope^2 instead of its half-and-half average"),
+    M("ex04_initialisation", "backward-std-slope-not-squared", "task5_answer",
+      (("return math.sqrt(2.0 / ((1.0 + slope**2) * fan_out))", "return math.sqrt(2.0 / ((1.0 + slope) * fan_out))"),),
+      ("task5_tests",), "E[f'^2] with the slope instead of its square"),
+    M("ex04_initialisation", "backward-std-ignores-slope", "task5_answer",
+      (("return math.sqrt(2.0 / ((1.0 + slope**2) * fan_out))", "return math.sqrt(2.0 / fan_out)"),),
+      ("task5_tests",), "ReLU's answer for every slope"),
     # ------------------------------------------------------------ ex05_batchnorm
     M("ex05_batchnorm", "unbiased-variance-in-training", "task1_answer",
       (("var = x.var(axis=0)", "var = x.var(axis=0, ddof=1)"),),
