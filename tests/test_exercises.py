@@ -426,7 +426,9 @@ GIVEAWAYS = {
     "ex02_activations": {"task2": ["(1 - s)", "(1 - sigma", "1 - \\sigma", "1 - tanh", "1 - \\tanh", "\\sigma(x)\\,\\bigl(1"],
                          "task4": ["alpha e^x", "alpha * e^x", "\\alpha\\, e^{x}", "alpha * np.exp"],
                          "task5": ["1 + x * (1", "x * s * (1", "x \\sigma(x) (1", "\\sigma(x)(1 +"]},
-    "ex04_initialisation": {"task1": ["sqrt(2 / (1 + slope", "\\sqrt{2/(1 +", "2 / (1 + slope", "sqrt(2.0 / (1.0"]},
+    "ex04_initialisation": {"task1": ["sqrt(2 / (1 + slope", "\\sqrt{2/(1 +", "2 / (1 + slope", "sqrt(2.0 / (1.0"],
+                            "task5": ["2 / ((1 + slope", "2.0 / ((1.0", "fan_out * s^2", "(1 + a^2) / 2"]},
+    "ex06_clipping": {"task5": ["v - u", "u^T v", "g g^T", "u u^T", "I - u", "(u, v)", "np.dot(u"]},
     "ex07_remedies": {"task1": ["diag(1 - tanh", "I + diag", "\\operatorname{diag}\\bigl(1", "(1.0 - t * t)"]},
     # ex03 and ex05 (exercises-b)
     "ex03_backprop_mlp": {"task1": ["probs - onehot", "-1 / N", "-1.0 / N", "counts_sum ** 2", "/ probs"],
