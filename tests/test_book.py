@@ -37,6 +37,60 @@ def test_every_toc_entry_exists():
         assert any((ROOT / f"{entry}{ext}").exists() for ext in (".md", ".ipynb")), entry
 
 
+CHECKPOINT = re.compile(r"\A```\{exercise\} Predict\n:label: (?P<label>[\w-]+)\n(?P<question>.+?)\n```\n"
+                        r"```\{solution\} (?P=label)\n:class: dropdown\n(?P<answer>.+?)\n```\Z", re.S)
+
+
+def _chapter_pages() -> list[Path]:
+    """The notebooks of the preface and chapters 1-7, in the order of _toc.yml."""
+    toc = (ROOT / "_toc.yml").read_text()
+    entries = re.findall(r"file: (book/0[0-7]_\S+)", toc)
+    return [ROOT / f"{e}.ipynb" for e in entries if (ROOT / f"{e}.ipynb").exists()]
+
+
+def _checkpoints(nb) -> list[tuple[int, re.Match]]:
+    return [(i, CHECKPOINT.match(c.source)) for i, c in enumerate(nb.cells)
+            if c.cell_type == "markdown" and "{exercise}" in c.source]
+
+
+def test_every_chapter_page_has_checkpoint_questions():
+    """2-4 "Predict, then check" questions per page, each a well-formed exercise with a dropdown
+    solution under the same label, placed just before the code cell that settles it."""
+    pages = _chapter_pages()
+    assert len(pages) >= 27
+    labels = []
+    for path in pages:
+        nb = nbformat.read(path, as_version=4)
+        found = _checkpoints(nb)
+        assert 2 <= len(found) <= 4, f"{path.name}: {len(found)} checkpoint questions"
+        for n, (i, m) in enumerate(found, start=1):
+            assert m, f"{path.name}, cell {i}: not an exercise followed by its dropdown solution"
+            assert m["label"] == f"{path.stem}-predict-{n}" == nb.cells[i].get("id"), (path.name, m["label"])
+            assert "Predict" in m["question"] and m["answer"].strip(), (path.name, m["label"])
+            after = next(c for c in nb.cells[i + 1:] if "{exercise}" not in c.source)  # questions may share a cell
+            assert after.cell_type == "code", f"{path.name}: {m['label']} is not followed by a code cell"
+            labels.append(m["label"])
+    assert len(labels) == len(set(labels))
+
+
+def test_checkpoints_become_quotes_and_details_in_the_plain_copies():
+    """tools.notebooks (the Colab copies) turns the question into a block quote and hides the
+    answer behind <details>, outside the quote."""
+    from tools import notebooks
+
+    path = ROOT / "book/03_math/bptt.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    (i, m), *_ = _checkpoints(nb)
+    copy = notebooks.plain_copy(path, notebooks.Index(ROOT, {}), notebooks.bibliography(ROOT), ROOT)
+    text = copy.cells[i].source
+    question, _, answer = text.partition("<details>")
+    assert question.startswith("> **Checkpoint: Predict**") and "{exercise}" not in text and ":label:" not in text
+    assert all(line.startswith(">") for line in question.strip().splitlines())
+    first_answer_line = m["answer"].splitlines()[0]
+    assert first_answer_line not in question and first_answer_line in answer
+    assert answer.lstrip().startswith("<summary>Answer</summary>") and answer.rstrip().endswith("</details>")
+
+
 @pytest.fixture(scope="session")
 def built_book() -> Path:
     """Build once per session into _build/ (its execution cache makes a rebuild quick)."""
