@@ -241,3 +241,37 @@ def test_every_page_in_chromium(built_book, served_book):
             page.close()
         browser.close()
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_checkpoint_answers_are_hidden_until_asked_for(built_book, served_book):
+    """On a page with checkpoint questions: every question shows, every answer is hidden, and
+    clicking an answer's title reveals it, with no console errors."""
+    if CHROMIUM is None:
+        if IN_CI:
+            pytest.fail("Chromium is missing in CI: .ci/run installs Debian's chromium package")
+        pytest.skip("Chromium is not installed (apt-get install chromium); the browser test needs it")
+    from playwright.sync_api import sync_playwright
+
+    nb = nbformat.read(ROOT / "book/03_math/bptt.ipynb", as_version=4)
+    expected = len(_checkpoints(nb))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page()
+        errors = []
+        page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{served_book}/book/03_math/bptt.html", wait_until="load")
+        questions, answers = page.locator("div.exercise"), page.locator("div.solution")
+        assert questions.count() == answers.count() == expected
+        for k in range(expected):
+            question_text = questions.nth(k).locator("p:not(.admonition-title)").first
+            answer_text = answers.nth(k).locator("p:not(.admonition-title)").first
+            assert question_text.is_visible() and "Predict" in question_text.inner_text()
+            assert not answer_text.is_visible(), f"answer {k + 1} is visible before it is asked for"
+            answers.nth(k).locator(".admonition-title").click()
+            answer_text.wait_for(state="visible", timeout=5000)
+            assert answer_text.inner_text().strip()
+        browser.close()
+    assert not errors, errors
