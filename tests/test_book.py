@@ -37,7 +37,7 @@ def test_every_toc_entry_exists():
         assert any((ROOT / f"{entry}{ext}").exists() for ext in (".md", ".ipynb")), entry
 
 
-CHECKPOINT = re.compile(r"\A```\{exercise\} Predict\n:label: (?P<label>[\w-]+)\n(?P<question>.+?)\n```\n"
+CHECKPOINT = re.compile(r"\A```\{exercise\} Predict\n:label: (?P<label>[\w-]+)\n:nonumber:\n(?P<question>.+?)\n```\n"
                         r"```\{solution\} (?P=label)\n:class: dropdown\n(?P<answer>.+?)\n```\Z", re.S)
 
 
@@ -84,7 +84,8 @@ def test_checkpoints_become_quotes_and_details_in_the_plain_copies():
     copy = notebooks.plain_copy(path, notebooks.Index(ROOT, {}), notebooks.bibliography(ROOT), ROOT)
     text = copy.cells[i].source
     question, _, answer = text.partition("<details>")
-    assert question.startswith("> **Checkpoint: Predict**") and "{exercise}" not in text and ":label:" not in text
+    assert question.startswith("> **Checkpoint: Predict**") and "{exercise}" not in text
+    assert ":label:" not in text and ":nonumber:" not in text
     assert all(line.startswith(">") for line in question.strip().splitlines())
     first_answer_line = m["answer"].splitlines()[0]
     assert first_answer_line not in question and first_answer_line in answer
