@@ -337,3 +337,92 @@ def test_every_page_fits_the_screen_and_hides_set_up_code(built_book, served_boo
             page.close()
         browser.close()
     assert not problems, f"{len(problems)} layout problems:\n" + "\n".join(problems)
+
+
+CHECKPOINT = re.compile(r"\A```\{exercise\} Predict\n:label: (?P<label>[\w-]+)\n:nonumber:\n(?P<question>.+?)\n```\n"
+                        r"```\{solution\} (?P=label)\n:class: dropdown\n(?P<answer>.+?)\n```\Z", re.S)
+
+
+def _chapter_pages() -> list[Path]:
+    """The notebooks of the preface and chapters 1-7, in the order of _toc.yml."""
+    toc = (ROOT / "_toc.yml").read_text()
+    entries = re.findall(r"file: (book/0[0-7]_\S+)", toc)
+    return [ROOT / f"{e}.ipynb" for e in entries if (ROOT / f"{e}.ipynb").exists()]
+
+
+def _checkpoints(nb) -> list[tuple[int, re.Match]]:
+    return [(i, CHECKPOINT.match(c.source)) for i, c in enumerate(nb.cells)
+            if c.cell_type == "markdown" and "{exercise}" in c.source]
+
+
+def test_every_chapter_page_has_checkpoint_questions():
+    """2-4 "Predict, then check" questions per page, each a well-formed exercise with a dropdown
+    solution under the same label, placed just before the code cell that settles it."""
+    pages = _chapter_pages()
+    assert len(pages) >= 27
+    labels = []
+    for path in pages:
+        nb = nbformat.read(path, as_version=4)
+        found = _checkpoints(nb)
+        assert 2 <= len(found) <= 4, f"{path.name}: {len(found)} checkpoint questions"
+        for n, (i, m) in enumerate(found, start=1):
+            assert m, f"{path.name}, cell {i}: not an exercise followed by its dropdown solution"
+            assert m["label"] == f"{path.stem}-predict-{n}" == nb.cells[i].get("id"), (path.name, m["label"])
+            assert "Predict" in m["question"] and m["answer"].strip(), (path.name, m["label"])
+            after = next(c for c in nb.cells[i + 1:] if "{exercise}" not in c.source)  # questions may share a cell
+            assert after.cell_type == "code", f"{path.name}: {m['label']} is not followed by a code cell"
+            labels.append(m["label"])
+    assert len(labels) == len(set(labels))
+
+
+def test_checkpoints_become_quotes_and_details_in_the_plain_copies():
+    """tools.notebooks (the Colab copies) turns the question into a block quote and hides the
+    answer behind <details>, outside the quote."""
+    from tools import notebooks
+
+    path = ROOT / "book/03_math/bptt.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    (i, m), *_ = _checkpoints(nb)
+    copy = notebooks.plain_copy(path, notebooks.Index(ROOT, {}), notebooks.bibliography(ROOT), ROOT)
+    text = copy.cells[i].source
+    question, _, answer = text.partition("<details>")
+    assert question.startswith("> **Checkpoint: Predict**") and "{exercise}" not in text
+    assert ":label:" not in text and ":nonumber:" not in text
+    assert all(line.startswith(">") for line in question.strip().splitlines())
+    first_answer_line = m["answer"].splitlines()[0]
+    assert first_answer_line not in question and first_answer_line in answer
+    assert answer.lstrip().startswith("<summary>Answer</summary>") and answer.rstrip().endswith("</details>")
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_checkpoint_answers_are_hidden_until_asked_for(built_book, served_book):
+    """On a page with checkpoint questions: every question shows, every answer is hidden, and
+    clicking an answer's title reveals it, with no console errors."""
+    if CHROMIUM is None:
+        if IN_CI:
+            pytest.fail("Chromium is missing in CI: .ci/run installs Debian's chromium package")
+        pytest.skip("Chromium is not installed (apt-get install chromium); the browser test needs it")
+    from playwright.sync_api import sync_playwright
+
+    nb = nbformat.read(ROOT / "book/03_math/bptt.ipynb", as_version=4)
+    expected = len(_checkpoints(nb))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page()
+        errors = []
+        page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{served_book}/book/03_math/bptt.html", wait_until="load")
+        questions, answers = page.locator("div.exercise"), page.locator("div.solution")
+        assert questions.count() == answers.count() == expected
+        for k in range(expected):
+            question_text = questions.nth(k).locator("p:not(.admonition-title)").first
+            answer_text = answers.nth(k).locator("p:not(.admonition-title)").first
+            assert question_text.is_visible() and "Predict" in question_text.inner_text()
+            assert not answer_text.is_visible(), f"answer {k + 1} is visible before it is asked for"
+            answers.nth(k).locator(".admonition-title").click()
+            answer_text.wait_for(state="visible", timeout=5000)
+            assert answer_text.inner_text().strip()
+        browser.close()
+    assert not errors, errors
