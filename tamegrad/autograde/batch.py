@@ -161,7 +161,7 @@ class Grader:
         student = sub.student
         fp = fingerprint(sub.folder, self.version)
         if sub.invalid:  # an id nbgrader cannot store, or a folder that was a link: a row, no grading
-            return "row", self.row(student, "invalid", sub.invalid, "; ".join(sub.notes), fp, "")
+            return Row(self.row(student, "invalid", sub.invalid, "; ".join(sub.notes), fp, ""))
         old = self.table.get(student, opts.assignment)
         dest = Path(self.coursedir.format_path(self.coursedir.autograded_directory, student, opts.assignment))
         if (not opts.force and old and old.get("fingerprint") == fp and old.get("status") not in ("error", "")
@@ -325,8 +325,10 @@ def _grade(grader: Grader, opts: Options, t0: float) -> int:
             elif isinstance(prep, Row):
                 grader.record(prep.row)
                 bar.update(1)
-            else:
+            elif prep is None:  # unchanged since the last run: its row stays
                 bar.update(1)
+            else:
+                raise TypeError(f"prepare() returned {type(prep).__name__}, not Prepared, Row or None")
             for prep, result, failure in pool.ready():
                 grader.record(grader.finish(prep, result, failure))
                 bar.update(1)
