@@ -92,8 +92,9 @@ def floor_step(weights, biases, x, upstream):
             h = h @ w.T
         g = upstream
         for w in reversed(weights):
-            _ = g.T @ x           # dL/dW (same shapes as with the real activations)
-            g = g @ w             # dL/dh
+            _ = g.T @ x  # dL/dW (same shapes as with the real activations)
+            g = g @ w  # dL/dh
+
     return step
 
 
@@ -109,13 +110,16 @@ def numpy_by_hand_step(weights, biases, x, upstream):
             g = g * (1 - hs[i + 1] ** 2)
             _dw, _db = g.T @ hs[i], g.sum(axis=0)
             g = g @ weights[i]
+
     return step
 
 
 def import_seconds() -> float:
     code = "import time; t = time.perf_counter(); import tamegrad; print(time.perf_counter() - t)"
-    runs = [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
-            for _ in range(5)]
+    runs = [
+        float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+        for _ in range(5)
+    ]
     return statistics.median(runs)
 
 
@@ -124,8 +128,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=40)
     args = parser.parse_args()
     problem = make_problem()
-    makers = {"floor (matmuls only)": floor_step, "numpy by hand": numpy_by_hand_step,
-              "torch eager": torch_step, "tamegrad": tamegrad_step}
+    makers = {
+        "floor (matmuls only)": floor_step,
+        "numpy by hand": numpy_by_hand_step,
+        "torch eager": torch_step,
+        "tamegrad": tamegrad_step,
+    }
     results = interleaved_medians({name: make(*problem) for name, make in makers.items()}, args.repeats)
     print(f"{DEPTH}-layer tanh MLP, width {WIDTH}, batch {BATCH}, float64, 1 thread; median of {args.repeats}")
     for name, seconds in results.items():

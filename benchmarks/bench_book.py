@@ -17,8 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def build(output: Path) -> float:
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "tools.book", "--path-output", str(output)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.book", "--path-output", str(output)], capture_output=True, text=True
+    )
     seconds = time.perf_counter() - start
     if result.returncode:
         sys.exit("the build failed:\n" + (result.stdout + result.stderr)[-4000:])
@@ -29,8 +30,10 @@ def notebook_seconds(output: Path) -> dict[str, float]:
     from jupyter_cache import get_cache
 
     cache = get_cache(output / "_build" / ".jupyter_cache")
-    return {Path(r.uri).relative_to(ROOT).as_posix(): r.data.get("execution_seconds", float("nan"))
-            for r in cache.list_cache_records()}
+    return {
+        Path(r.uri).relative_to(ROOT).as_posix(): r.data.get("execution_seconds", float("nan"))
+        for r in cache.list_cache_records()
+    }
 
 
 def main() -> None:

@@ -47,8 +47,13 @@ def make_course(dest: Path, assignment: str) -> Path:
     dest.mkdir(parents=True)
     shutil.copy(REPO / "nbgrader_config.py", dest / "nbgrader_config.py")
     shutil.copytree(REPO / "solutions" / assignment, dest / "solutions" / assignment)
-    subprocess.run([str(BIN / "nbgrader"), "generate_assignment", assignment, "--force"], cwd=dest, env=env(),
-                   check=True, capture_output=True)
+    subprocess.run(
+        [str(BIN / "nbgrader"), "generate_assignment", assignment, "--force"],
+        cwd=dest,
+        env=env(),
+        check=True,
+        capture_output=True,
+    )
     return dest
 
 
@@ -83,8 +88,13 @@ def bare_nbclient(notebooks: list[Path], runs: int) -> list[float]:
         notebook = notebooks[i % len(notebooks)]
         nb = nbformat.read(notebook, as_version=4)
         t = time.perf_counter()
-        NotebookClient(nb, timeout=600, allow_errors=True, kernel_name="python3",
-                       resources={"metadata": {"path": str(notebook.parent)}}).execute()
+        NotebookClient(
+            nb,
+            timeout=600,
+            allow_errors=True,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(notebook.parent)}},
+        ).execute()
         times.append(time.perf_counter() - t)
     return times
 
@@ -94,8 +104,12 @@ def main() -> None:
     parser.add_argument("--assignment", default="ex06_clipping")
     parser.add_argument("--n", type=int, default=40)
     parser.add_argument("--k", type=int, default=8, help="submissions per step of the 1-worker marginal cost")
-    parser.add_argument("--baseline", type=Path, metavar="DIR",
-                        help="another checkout whose tamegrad grade to time the same way (the old design)")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="DIR",
+        help="another checkout whose tamegrad grade to time the same way (the old design)",
+    )
     args = parser.parse_args()
     a = args.assignment
     if not (REPO / "solutions" / a).is_dir():
@@ -113,8 +127,11 @@ def main() -> None:
         par = tmp / "parallel"
         shutil.copytree(base, par)
         add_submissions(par, a, args.n)
-        t_par = timed([BIN / "tamegrad", "grade", a, "--submissions", "submitted", "--workers", "2",
-                       "--no-progress"], par, str(REPO))
+        t_par = timed(
+            [BIN / "tamegrad", "grade", a, "--submissions", "submitted", "--workers", "2", "--no-progress"],
+            par,
+            str(REPO),
+        )
         print(f"  nbgrader autograde (sequential): {t_seq:7.1f} s  {args.n / t_seq:.3f} submissions/s")
         print(f"  tamegrad grade --workers 2:      {t_par:7.1f} s  {args.n / t_par:.3f} submissions/s")
         print(f"  throughput ratio: {t_seq / t_par:.2f}x (goal >= 1.7x)")
@@ -127,8 +144,11 @@ def main() -> None:
                 c = tmp / f"one-{label}-{m}"
                 shutil.copytree(base, c)
                 add_submissions(c, a, m)
-                runs[m] = timed([BIN / "tamegrad", "grade", a, "--submissions", "submitted", "--workers", "1",
-                                 "--no-progress"], c, pythonpath)
+                runs[m] = timed(
+                    [BIN / "tamegrad", "grade", a, "--submissions", "submitted", "--workers", "1", "--no-progress"],
+                    c,
+                    pythonpath,
+                )
             return runs, (runs[2 * k] - runs[k]) / k
 
         runs, marginal = marginal_cost(str(REPO))
@@ -136,16 +156,24 @@ def main() -> None:
             old_runs, old_marginal = marginal_cost(str(args.baseline.resolve()), "baseline")
         floor = bare_nbclient([base / "solutions" / a / f"{a}.ipynb", base / "exercises" / a / f"{a}.ipynb"], k)
         floor_med = statistics.median(floor)
-        print(f"  tamegrad grade --workers 1: {k} in {runs[k]:.1f} s, {2 * k} in {runs[2 * k]:.1f} s; "
-              f"marginal cost {marginal:.2f} s per submission")
-        print(f"  bare nbclient execution (kernel start + notebook), median of {k}: {floor_med:.2f} s "
-              f"(min {min(floor):.2f}, max {max(floor):.2f})")
+        print(
+            f"  tamegrad grade --workers 1: {k} in {runs[k]:.1f} s, {2 * k} in {runs[2 * k]:.1f} s; "
+            f"marginal cost {marginal:.2f} s per submission"
+        )
+        print(
+            f"  bare nbclient execution (kernel start + notebook), median of {k}: {floor_med:.2f} s "
+            f"(min {min(floor):.2f}, max {max(floor):.2f})"
+        )
         print(f"  per-submission ratio: {marginal / floor_med:.2f}x (goal <= 1.3x)")
         if args.baseline is not None:
-            print(f"  baseline {args.baseline}: {k} in {old_runs[k]:.1f} s, {2 * k} in {old_runs[2 * k]:.1f} s; "
-                  f"marginal cost {old_marginal:.2f} s per submission")
-            print(f"  this design against the baseline: {marginal / old_marginal:.2f}x per submission "
-                  f"({marginal - old_marginal:+.2f} s)")
+            print(
+                f"  baseline {args.baseline}: {k} in {old_runs[k]:.1f} s, {2 * k} in {old_runs[2 * k]:.1f} s; "
+                f"marginal cost {old_marginal:.2f} s per submission"
+            )
+            print(
+                f"  this design against the baseline: {marginal / old_marginal:.2f}x per submission "
+                f"({marginal - old_marginal:+.2f} s)"
+            )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -28,37 +28,90 @@ could not be graded (status 'error'), 2 when grading could not start.
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tamegrad", description="Tools of the course Taming Gradients.")
     sub = parser.add_subparsers(dest="command", required=True)
-    g = sub.add_parser("grade", help="autograde a batch of submissions", description=GRADE_HELP,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = sub.add_parser(
+        "grade",
+        help="autograde a batch of submissions",
+        description=GRADE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     g.add_argument("assignment", help="assignment name, e.g. ex06_clipping")
-    g.add_argument("--submissions", required=True, type=Path, metavar="PATH",
-                   help="folder in nbgrader's submitted/<student>/<assignment>/ layout, or a .zip of one "
-                        "(a flat LMS download is read with nbgrader's zip_collect named_regexp)")
-    g.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="local Dask worker processes (default: the number of cores; 0 runs in this process)")
-    g.add_argument("--scheduler", metavar="ADDRESS",
-                   help="use an existing Dask cluster, e.g. tcp://host:8786 (no shared file system needed)")
-    g.add_argument("--db-url", metavar="URL",
-                   help="gradebook database (default: sqlite:///<course>/gradebook.db; "
-                        "postgresql://user@host/db for several machines)")
-    g.add_argument("--timeout", type=int, metavar="SECONDS",
-                   help="per-cell time limit (default: Execute.timeout of nbgrader_config.py, or 30)")
-    g.add_argument("--total-timeout", type=int, metavar="SECONDS",
-                   help="time limit of a whole submission, all cells together (default: 10 x --timeout)")
-    g.add_argument("--memory-limit", default="2G", metavar="SIZE",
-                   help="address-space limit of each kernel, e.g. 2G, 1500M (default 2G)")
-    g.add_argument("--out", type=Path, metavar="DIR",
-                   help="where autograded/, feedback/ and grades.csv go (default: the course root)")
-    g.add_argument("--grades", type=Path, metavar="FILE",
-                   help="the grade table to write (default: <out>/grades.csv); a file that tamegrad grade did "
-                        "not write, such as nbgrader export's grades.csv, is never overwritten")
+    g.add_argument(
+        "--submissions",
+        required=True,
+        type=Path,
+        metavar="PATH",
+        help="folder in nbgrader's submitted/<student>/<assignment>/ layout, or a .zip of one "
+        "(a flat LMS download is read with nbgrader's zip_collect named_regexp)",
+    )
+    g.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="local Dask worker processes (default: the number of cores; 0 runs in this process)",
+    )
+    g.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="use an existing Dask cluster, e.g. tcp://host:8786 (no shared file system needed)",
+    )
+    g.add_argument(
+        "--db-url",
+        metavar="URL",
+        help="gradebook database (default: sqlite:///<course>/gradebook.db; "
+        "postgresql://user@host/db for several machines)",
+    )
+    g.add_argument(
+        "--timeout",
+        type=int,
+        metavar="SECONDS",
+        help="per-cell time limit (default: Execute.timeout of nbgrader_config.py, or 30)",
+    )
+    g.add_argument(
+        "--total-timeout",
+        type=int,
+        metavar="SECONDS",
+        help="time limit of a whole submission, all cells together (default: 10 x --timeout)",
+    )
+    g.add_argument(
+        "--memory-limit",
+        default="2G",
+        metavar="SIZE",
+        help="address-space limit of each kernel, e.g. 2G, 1500M (default 2G)",
+    )
+    g.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="where autograded/, feedback/ and grades.csv go (default: the course root)",
+    )
+    g.add_argument(
+        "--grades",
+        type=Path,
+        metavar="FILE",
+        help="the grade table to write (default: <out>/grades.csv); a file that tamegrad grade did "
+        "not write, such as nbgrader export's grades.csv, is never overwritten",
+    )
     g.add_argument("--force", action="store_true", help="regrade submissions that have not changed")
-    g.add_argument("--course", type=Path, default=Path("."), metavar="DIR",
-                   help="course root with nbgrader_config.py and the source notebooks (default: .)")
-    g.add_argument("--sandbox", choices=("auto", "bwrap", "none"), default="auto",
-                   help="bubblewrap sandbox: auto uses it when it works here and warns when it does not")
-    g.add_argument("--named-regexp", default="", metavar="REGEX",
-                   help="for a flat LMS zip: nbgrader's FileNameCollectorPlugin.named_regexp")
+    g.add_argument(
+        "--course",
+        type=Path,
+        default=Path("."),
+        metavar="DIR",
+        help="course root with nbgrader_config.py and the source notebooks (default: .)",
+    )
+    g.add_argument(
+        "--sandbox",
+        choices=("auto", "bwrap", "none"),
+        default="auto",
+        help="bubblewrap sandbox: auto uses it when it works here and warns when it does not",
+    )
+    g.add_argument(
+        "--named-regexp",
+        default="",
+        metavar="REGEX",
+        help="for a flat LMS zip: nbgrader's FileNameCollectorPlugin.named_regexp",
+    )
     g.add_argument("--student", action="append", default=[], metavar="ID", help="grade only this student (repeatable)")
     g.add_argument("--no-feedback", action="store_true", help="do not write feedback HTML")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -66,8 +119,12 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="what the class got wrong: an HTML report and CSVs from what grading recorded")
     r.add_argument("assignment")
     r.add_argument("--course", type=Path, default=Path("."), metavar="DIR", help="course root (default: .)")
-    r.add_argument("--out", type=Path, metavar="DIR",
-                   help="where grading wrote autograded/ and grades.csv (default: the course root)")
+    r.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="where grading wrote autograded/ and grades.csv (default: the course root)",
+    )
     r.add_argument("--grades", type=Path, metavar="FILE", help="the grade table (default: <out>/grades.csv)")
     r.add_argument("--db-url", metavar="URL", help="gradebook database (default: sqlite:///<course>/gradebook.db)")
 
@@ -75,11 +132,20 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("assignment")
     s.add_argument("--course", type=Path, default=Path("."), metavar="DIR", help="course root (default: .)")
     s.add_argument("--submissions", type=Path, metavar="DIR", help="default: <course>/submitted")
-    s.add_argument("--release", type=Path, metavar="DIR",
-                   help="the student versions, whose stubs do not count (default: <course>/exercises)")
+    s.add_argument(
+        "--release",
+        type=Path,
+        metavar="DIR",
+        help="the student versions, whose stubs do not count (default: <course>/exercises)",
+    )
     s.add_argument("--out", type=Path, metavar="DIR", help="where the report goes (default: <course>/reports)")
-    s.add_argument("--threshold", type=float, default=None, metavar="F",
-                   help="list pairs where one side shares at least this fraction of its fingerprints (default 0.6)")
+    s.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        metavar="F",
+        help="list pairs where one side shares at least this fraction of its fingerprints (default 0.6)",
+    )
     return parser
 
 
@@ -105,9 +171,13 @@ def _similarity(args) -> int:
 
     course = args.course.resolve()
     threshold = similarity.THRESHOLD if args.threshold is None else args.threshold
-    page = similarity.report((args.submissions or course / "submitted").resolve(),
-                             (args.release or course / "exercises").resolve(), args.assignment,
-                             (args.out or course / "reports").resolve(), threshold)
+    page = similarity.report(
+        (args.submissions or course / "submitted").resolve(),
+        (args.release or course / "exercises").resolve(),
+        args.assignment,
+        (args.out or course / "reports").resolve(),
+        threshold,
+    )
     print(f"similarity report: {page}")
     return 0
 
@@ -118,12 +188,23 @@ def main(argv: list[str] | None = None) -> int:
         from .autograde.batch import Options, run
 
         opts = Options(
-            assignment=args.assignment, submissions=args.submissions, course=args.course,
-            workers=args.workers, scheduler=args.scheduler, db_url=args.db_url, timeout=args.timeout,
+            assignment=args.assignment,
+            submissions=args.submissions,
+            course=args.course,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            db_url=args.db_url,
+            timeout=args.timeout,
             total_timeout=args.total_timeout,
-            memory_limit=args.memory_limit, out=args.out, force=args.force, sandbox=args.sandbox,
-            named_regexp=args.named_regexp, feedback=not args.no_feedback,
-            progress=not args.no_progress, students=args.student, grades=args.grades,
+            memory_limit=args.memory_limit,
+            out=args.out,
+            force=args.force,
+            sandbox=args.sandbox,
+            named_regexp=args.named_regexp,
+            feedback=not args.no_feedback,
+            progress=not args.no_progress,
+            students=args.student,
+            grades=args.grades,
         )
         return run(opts)
     if args.command == "report":

@@ -3,7 +3,7 @@ dead units, and the update-to-data ratio (Karpathy's rule of thumb: about 1e-3).
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 

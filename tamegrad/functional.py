@@ -44,6 +44,7 @@ def tanh(x) -> Tensor:
     """tanh(x);  tanh'(x) = 1 - tanh(x)^2 <= 1."""
     x = as_tensor(x)
     out = np.tanh(x.data)
+
     def derivative():
         d = out * out
         return np.subtract(1.0, d, out=d)

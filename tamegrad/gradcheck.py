@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -30,8 +30,7 @@ def rel_error(a, b) -> float:
     if a.shape != b.shape:
         raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
     finite_a, finite_b = np.isfinite(a), np.isfinite(b)
-    same_nonfinite = np.array_equal(finite_a, finite_b) and np.array_equal(
-        a[~finite_a], b[~finite_b], equal_nan=True)
+    same_nonfinite = np.array_equal(finite_a, finite_b) and np.array_equal(a[~finite_a], b[~finite_b], equal_nan=True)
     if not same_nonfinite:
         return float("inf")
     finite = finite_a
@@ -55,16 +54,19 @@ def grad(f: Callable[..., Tensor], argnums: int | Sequence[int] = 0) -> Callable
         if out.size != 1:
             raise ValueError(f"grad needs a scalar-valued function; f returned shape {out.shape}")
         out.backward(np.ones_like(out.data))
-        grads = tuple(
-            inputs[i].grad if inputs[i].grad is not None else np.zeros_like(inputs[i].data) for i in wanted
-        )
+        grads = tuple(inputs[i].grad if inputs[i].grad is not None else np.zeros_like(inputs[i].data) for i in wanted)
         return grads if many else grads[0]
 
     return gradient
 
 
-def numerical_grad(f: Callable[..., np.ndarray], inputs: Sequence[np.ndarray], upstream: np.ndarray,
-                   eps: float = 1e-6, wrt: Sequence[int] | None = None) -> list[np.ndarray]:
+def numerical_grad(
+    f: Callable[..., np.ndarray],
+    inputs: Sequence[np.ndarray],
+    upstream: np.ndarray,
+    eps: float = 1e-6,
+    wrt: Sequence[int] | None = None,
+) -> list[np.ndarray]:
     """Centred differences of F = sum(upstream * f(*inputs)) with respect to inputs[i], i in ``wrt``
     (default: all): dF/dx_k = (F(x + eps e_k) - F(x - eps e_k)) / (2 eps).
 

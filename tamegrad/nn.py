@@ -6,7 +6,7 @@ derived by autodiff, independently of any hand-derived formula in the course.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -153,8 +153,16 @@ class MLP(Module):
     each scaled by ``gain``.
     """
 
-    def __init__(self, sizes: Sequence[int], activation: str = "relu", init_scheme: str = "he",
-                 gain: float | None = None, std: float = 1.0, batchnorm: bool = False, rng=None):
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        activation: str = "relu",
+        init_scheme: str = "he",
+        gain: float | None = None,
+        std: float = 1.0,
+        batchnorm: bool = False,
+        rng=None,
+    ):
         rng = np.random.default_rng(rng)
         self.activation = ACTIVATIONS[activation]
         self.layers, self.norms = [], []

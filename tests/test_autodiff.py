@@ -86,7 +86,9 @@ def test_broadcasting_binary_ops_match_torch(name, shapes, rng):
 
 
 @pytest.mark.parametrize(
-    "shapes", [((3, 4), (4, 5)), ((4,), (4, 5)), ((3, 4), (4,)), ((4,), (4,)), ((2, 3, 4), (4, 5)), ((2, 3, 4), (2, 4, 2))], ids=str
+    "shapes",
+    [((3, 4), (4, 5)), ((4,), (4, 5)), ((3, 4), (4,)), ((4,), (4,)), ((2, 3, 4), (4, 5)), ((2, 3, 4), (2, 4, 2))],
+    ids=str,
 )
 def test_matmul_matches_torch(shapes, rng):
     compare_with_torch(lambda a, b: a @ b, lambda a, b: a @ b, *(rng.standard_normal(s) for s in shapes), rng=rng)
@@ -95,8 +97,10 @@ def test_matmul_matches_torch(shapes, rng):
 def test_python_numbers_and_arrays_on_either_side(rng):
     x = rng.standard_normal((2, 3))
     arr = rng.standard_normal(3)
+
     def make(a):
         return lambda t: (2.0 - t) * 3.0 / (1.5 + t * t) + a * t - t / 4.0 + (1.0 / (2.0 + t * t)) + t**2
+
     compare_with_torch(make(arr), make(torch.tensor(arr)), x, rng=rng)
     t = tg.Tensor(x, requires_grad=True)
     out = arr + t  # ndarray on the left goes through Tensor.__radd__
@@ -110,21 +114,26 @@ def test_composites_match_torch(rng):
     compare_with_torch(
         lambda x, g, b: batch_norm(x, g, b),
         lambda x, g, b: torch.nn.functional.batch_norm(x, None, None, g, b, training=True, eps=1e-5),
-        x, gamma, beta, rng=rng,
+        x,
+        gamma,
+        beta,
+        rng=rng,
     )
     targets = rng.integers(0, 5, size=8)
     compare_with_torch(
         lambda z: tg.cross_entropy(z, targets),
         lambda z: torch.nn.functional.cross_entropy(z, torch.tensor(targets)),
-        x * 3, rng=rng,
+        x * 3,
+        rng=rng,
     )
     y = rng.standard_normal((8, 5))
     compare_with_torch(lambda p: tg.mse(p, y), lambda p: torch.nn.functional.mse_loss(p, torch.tensor(y)), x, rng=rng)
 
 
 @given(
-    hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=3, max_side=5),
-               elements=st.floats(-60, 60, allow_nan=False)),
+    hnp.arrays(
+        np.float64, hnp.array_shapes(min_dims=1, max_dims=3, max_side=5), elements=st.floats(-60, 60, allow_nan=False)
+    ),
     st.sampled_from(["sigmoid", "tanh", "relu", "leaky_relu", "elu", "softmax", "log_softmax", "erf", "gelu", "silu"]),
 )
 def test_activations_match_torch_including_saturation(x, name):
@@ -165,8 +174,14 @@ NORM_SHAPES = st.sampled_from([(5,), (3, 4), (2, 3, 6), (1, 2), (4, 1, 8)])
 LN_SHAPES = st.sampled_from([(5,), (3, 4), (2, 3, 6), (1, 3), (4, 1, 8)])
 
 
-@given(LN_SHAPES, st.sampled_from([1e-3, 1.0, 30.0]), st.sampled_from([0.0, 5.0, -20.0]),
-       st.sampled_from([1e-5, 1e-2]), st.booleans(), st.integers(0, 2**32 - 1))
+@given(
+    LN_SHAPES,
+    st.sampled_from([1e-3, 1.0, 30.0]),
+    st.sampled_from([0.0, 5.0, -20.0]),
+    st.sampled_from([1e-5, 1e-2]),
+    st.booleans(),
+    st.integers(0, 2**32 - 1),
+)
 def test_layer_norm_matches_torch(shape, scale, shift, eps, affine, seed):
     x, rng = _rows(shape, scale, shift, seed)
     n = shape[-1:]
@@ -174,19 +189,25 @@ def test_layer_norm_matches_torch(shape, scale, shift, eps, affine, seed):
         compare_with_torch(
             lambda x, w, b: tg.layer_norm(x, w, b, eps),
             lambda x, w, b: F_TORCH.layer_norm(x, n, w, b, eps),
-            x, rng.standard_normal(n), rng.standard_normal(n), rng=rng,
+            x,
+            rng.standard_normal(n),
+            rng.standard_normal(n),
+            rng=rng,
         )
     else:
         compare_with_torch(lambda x: tg.layer_norm(x, eps=eps), lambda x: F_TORCH.layer_norm(x, n, eps=eps), x, rng=rng)
 
 
-@given(NORM_SHAPES, st.sampled_from([1e-3, 1.0, 30.0]), st.sampled_from([None, 1e-6, 1e-2]),
-       st.integers(0, 2**32 - 1))
+@given(NORM_SHAPES, st.sampled_from([1e-3, 1.0, 30.0]), st.sampled_from([None, 1e-6, 1e-2]), st.integers(0, 2**32 - 1))
 def test_rms_norm_matches_torch(shape, scale, eps, seed):
     x, rng = _rows(shape, scale, 0.5, seed)
     n = shape[-1:]
     compare_with_torch(
-        lambda x, w: tg.rms_norm(x, w, eps), lambda x, w: F_TORCH.rms_norm(x, n, w, eps), x, rng.standard_normal(n), rng=rng
+        lambda x, w: tg.rms_norm(x, w, eps),
+        lambda x, w: F_TORCH.rms_norm(x, n, w, eps),
+        x,
+        rng.standard_normal(n),
+        rng=rng,
     )
 
 
@@ -197,14 +218,18 @@ def test_rms_norm_default_eps_is_torchs_machine_epsilon():
     np.testing.assert_allclose(tg.rms_norm(x).data, ref, rtol=1e-12)
     assert abs(ref[0, 0] - 1.0) > 1e-3  # the check is sensitive to eps here
     np.testing.assert_allclose(
-        tg.rms_norm(x.astype(np.float32)).data, F_TORCH.rms_norm(torch.tensor(x, dtype=torch.float32), (4,)).numpy(), rtol=1e-6
+        tg.rms_norm(x.astype(np.float32)).data,
+        F_TORCH.rms_norm(torch.tensor(x, dtype=torch.float32), (4,)).numpy(),
+        rtol=1e-6,
     )
 
 
 def test_norm_modules_match_torch(rng):
     x = rng.standard_normal((6, 5)) * 3 + 1
-    for ours, theirs in [(tg.nn.LayerNorm(5), torch.nn.LayerNorm(5, dtype=torch.float64)),
-                         (tg.nn.RMSNorm(5), torch.nn.RMSNorm(5, dtype=torch.float64))]:
+    for ours, theirs in [
+        (tg.nn.LayerNorm(5), torch.nn.LayerNorm(5, dtype=torch.float64)),
+        (tg.nn.RMSNorm(5), torch.nn.RMSNorm(5, dtype=torch.float64)),
+    ]:
         with torch.no_grad():
             for p_ours, p_theirs in zip(ours.parameters(), theirs.parameters()):
                 value = rng.standard_normal(p_ours.shape)
@@ -221,16 +246,30 @@ def test_norm_modules_match_torch(rng):
             assert tg.rel_error(p_ours.grad, p_theirs.grad.numpy()) < EXACT, type(ours).__name__
 
 
-@given(st.sampled_from([((4, 3), (4, 3), (4, 2)), ((3, 5), (6, 5), (6, 4)), ((2, 5, 4), (2, 5, 4), (2, 5, 3)),
-                        ((2, 2, 3, 4), (2, 2, 6, 4), (2, 2, 6, 4)), ((1, 2), (1, 2), (1, 2))]),
-       st.booleans(), st.sampled_from([0.3, 1.0, 4.0]), st.integers(0, 2**32 - 1))
+@given(
+    st.sampled_from(
+        [
+            ((4, 3), (4, 3), (4, 2)),
+            ((3, 5), (6, 5), (6, 4)),
+            ((2, 5, 4), (2, 5, 4), (2, 5, 3)),
+            ((2, 2, 3, 4), (2, 2, 6, 4), (2, 2, 6, 4)),
+            ((1, 2), (1, 2), (1, 2)),
+        ]
+    ),
+    st.booleans(),
+    st.sampled_from([0.3, 1.0, 4.0]),
+    st.integers(0, 2**32 - 1),
+)
 def test_scaled_dot_product_attention_matches_torch(shapes, causal, scale, seed):
     rng = np.random.default_rng(seed)
     q, k, v = (scale * rng.standard_normal(s) for s in shapes)
     compare_with_torch(
         lambda q, k, v: tg.scaled_dot_product_attention(q, k, v, causal=causal),
         lambda q, k, v: F_TORCH.scaled_dot_product_attention(q, k, v, is_causal=causal),
-        q, k, v, rng=rng,
+        q,
+        k,
+        v,
+        rng=rng,
     )
 
 
@@ -257,13 +296,29 @@ def test_finite_differences_agree_on_the_new_composites(rng):
 
 
 OPS = {
-    "add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b, "div": lambda a, b: a / b,
-    "pow": lambda a, b: a**2.0, "matmul": lambda a, b: a @ b.T, "neg": lambda a, b: -a, "sum": lambda a, b: a.sum(),
-    "exp": lambda a, b: a.exp(), "log": lambda a, b: a.abs().log(), "sqrt": lambda a, b: (a * a).sqrt(),
-    "abs": lambda a, b: a.abs(), "erf": lambda a, b: a.erf(), "reshape": lambda a, b: a.reshape(-1),
-    "transpose": lambda a, b: a.T, "getitem": lambda a, b: a[0], "sigmoid": lambda a, b: tg.sigmoid(a),
-    "tanh": lambda a, b: tg.tanh(a), "relu": lambda a, b: tg.relu(a), "leaky_relu": lambda a, b: tg.leaky_relu(a),
-    "elu": lambda a, b: tg.elu(a), "softmax": lambda a, b: tg.softmax(a), "log_softmax": lambda a, b: tg.log_softmax(a),
+    "add": lambda a, b: a + b,
+    "sub": lambda a, b: a - b,
+    "mul": lambda a, b: a * b,
+    "div": lambda a, b: a / b,
+    "pow": lambda a, b: a**2.0,
+    "matmul": lambda a, b: a @ b.T,
+    "neg": lambda a, b: -a,
+    "sum": lambda a, b: a.sum(),
+    "exp": lambda a, b: a.exp(),
+    "log": lambda a, b: a.abs().log(),
+    "sqrt": lambda a, b: (a * a).sqrt(),
+    "abs": lambda a, b: a.abs(),
+    "erf": lambda a, b: a.erf(),
+    "reshape": lambda a, b: a.reshape(-1),
+    "transpose": lambda a, b: a.T,
+    "getitem": lambda a, b: a[0],
+    "sigmoid": lambda a, b: tg.sigmoid(a),
+    "tanh": lambda a, b: tg.tanh(a),
+    "relu": lambda a, b: tg.relu(a),
+    "leaky_relu": lambda a, b: tg.leaky_relu(a),
+    "elu": lambda a, b: tg.elu(a),
+    "softmax": lambda a, b: tg.softmax(a),
+    "log_softmax": lambda a, b: tg.log_softmax(a),
 }
 
 

@@ -175,7 +175,7 @@ class _Links(HTMLParser):
             self.hrefs.append((attrs.get("content") or "").partition("url=")[2])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _parse(path: Path) -> _Links:
     parser = _Links()
     parser.feed(path.read_text(encoding="utf-8"))

@@ -30,16 +30,19 @@ def test_rel_error_reads_tensors_and_torch():
     assert rel_error(tg.Tensor(x), torch.tensor(x + 1e-3)) == pytest.approx(1e-3 / (2 * 3 + 1e-3))
 
 
-@pytest.mark.parametrize("a,b,expected", [
-    ([1.0, NAN], [1.0, NAN], 0.0),          # NaN where NaN is expected: the finite rest decides
-    ([1.0, INF], [1.0, INF], 0.0),
-    ([1.0, -INF], [1.0, -INF], 0.0),
-    ([NAN, NAN], [NAN, NAN], 0.0),          # nothing finite to compare
-    ([1.0, NAN], [1.0, 2.0], INF),          # NaN where a number was expected
-    ([1.0, 2.0], [1.0, NAN], INF),
-    ([1.0, INF], [1.0, -INF], INF),         # infinities of the other sign
-    ([1.0, INF], [1.0, NAN], INF),
-])
+@pytest.mark.parametrize(
+    "a,b,expected",
+    [
+        ([1.0, NAN], [1.0, NAN], 0.0),  # NaN where NaN is expected: the finite rest decides
+        ([1.0, INF], [1.0, INF], 0.0),
+        ([1.0, -INF], [1.0, -INF], 0.0),
+        ([NAN, NAN], [NAN, NAN], 0.0),  # nothing finite to compare
+        ([1.0, NAN], [1.0, 2.0], INF),  # NaN where a number was expected
+        ([1.0, 2.0], [1.0, NAN], INF),
+        ([1.0, INF], [1.0, -INF], INF),  # infinities of the other sign
+        ([1.0, INF], [1.0, NAN], INF),
+    ],
+)
 def test_rel_error_non_finite_entries_must_match(a, b, expected):
     assert rel_error(np.array(a), np.array(b)) == expected
 

@@ -14,8 +14,9 @@ pytestmark = pytest.mark.slow
 
 RIGHT_SQUARE = "def square(x):\n    return np.asarray(x, dtype=np.float64) ** 2"
 WRONG_SQUARE = "def square(x):\n    return np.asarray(x, dtype=np.float64) * 2"
-RIGHT_SIGMOID = ("def sigmoid_grad(z):\n    s = 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)))\n"
-                 "    return s * (1.0 - s)")
+RIGHT_SIGMOID = (
+    "def sigmoid_grad(z):\n    s = 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)))\n    return s * (1.0 - s)"
+)
 WRONG_SIGMOID = "def sigmoid_grad(z):\n    return np.full(np.shape(z), 0.2)"
 CLASS = {  # student: (square, sigmoid_grad); None leaves the release's stub
     "ann": (RIGHT_SQUARE, RIGHT_SIGMOID),
@@ -37,8 +38,21 @@ def graded(tmp_path_factory):
     result = build.grade(course, root / "submitted", "--workers", "2", "--out", str(root / "out"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "tamegrad report fx_square" in result.stdout  # the pointer at the end of grading
-    report = subprocess.run([str(build.VENV_BIN / "tamegrad"), "report", build.ASSIGNMENT, "--course", str(course),
-                             "--out", str(root / "out")], cwd=course, env=build.env(), capture_output=True, text=True)
+    report = subprocess.run(
+        [
+            str(build.VENV_BIN / "tamegrad"),
+            "report",
+            build.ASSIGNMENT,
+            "--course",
+            str(course),
+            "--out",
+            str(root / "out"),
+        ],
+        cwd=course,
+        env=build.env(),
+        capture_output=True,
+        text=True,
+    )
     assert report.returncode == 0, report.stdout + report.stderr
     return root / "out" / "reports"
 

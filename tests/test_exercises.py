@@ -33,8 +33,14 @@ from .exercises_mutants import MUTANTS, Mutant, for_assignment
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSIGNMENTS = [  # fixed names: the book links to them
-    "ex01_gradient_descent", "ex02_activations", "ex03_backprop_mlp", "ex04_initialisation",
-    "ex05_batchnorm", "ex06_clipping", "ex07_remedies", "ex08_transformer_stability",
+    "ex01_gradient_descent",
+    "ex02_activations",
+    "ex03_backprop_mlp",
+    "ex04_initialisation",
+    "ex05_batchnorm",
+    "ex06_clipping",
+    "ex07_remedies",
+    "ex08_transformer_stability",
 ]
 FEEDBACK_ASSIGNMENT = "ex05_batchnorm"  # whose feedback HTML and CSV export are checked
 SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
@@ -95,10 +101,18 @@ def mutate(code: str, mutant: Mutant) -> str:
 
 def nbgrader(course_dir: Path, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
     """Run ``python -m nbgrader <args>`` in ``course_dir`` (which holds its nbgrader_config.py)."""
-    done = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course_dir, env=course.nbgrader_env(),
-                          capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(
+        [sys.executable, "-m", "nbgrader", *args],
+        cwd=course_dir,
+        env=course.nbgrader_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if done.returncode != 0:
-        raise AssertionError(f"nbgrader {' '.join(args)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}")
+        raise AssertionError(
+            f"nbgrader {' '.join(args)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}"
+        )
     return done
 
 
@@ -287,8 +301,9 @@ def test_the_exercises_page_lists_every_assignment_with_its_points_and_colab_lin
 
     config = book_config(ROOT)
     repo = config["repository"]
-    subs = links.substitutions(repo["url"], repo["branch"], config["launch_buttons"]["colab_url"], ROOT,
-                               repo.get("path_to_book", ""))
+    subs = links.substitutions(
+        repo["url"], repo["branch"], config["launch_buttons"]["colab_url"], ROOT, repo.get("path_to_book", "")
+    )
     page = (ROOT / "book" / "exercises.md").read_text(encoding="utf-8")
     assert "colab.research.google.com" not in page, "Colab links come from {{ colab_exNN }}, not typed in"
     owner_repo = repo["url"].removeprefix("https://github.com/").removesuffix(".git")
@@ -299,9 +314,12 @@ def test_the_exercises_page_lists_every_assignment_with_its_points_and_colab_lin
         total = sum(meta(c)["points"] for c in graded_cells(read(source_path(a))))
         assert cells[3] == str(total), f"{a}: the page says {cells[3]} points, the notebook {total}"
         key = a.split("_", 1)[0]
-        assert cells[4] == "{{ colab_%s }}" % key, f"{a}: the Colab cell should be {{{{ colab_{key} }}}}"
-        colab = (f"https://colab.research.google.com/github/{owner_repo}/blob/{repo['branch']}/"
-                 f"{repo['path_to_book']}/exercises/{a}/{a}.ipynb")
+        substitution = "{{ colab_" + key + " }}"
+        assert cells[4] == substitution, f"{a}: the Colab cell should be {substitution}"
+        colab = (
+            f"https://colab.research.google.com/github/{owner_repo}/blob/{repo['branch']}/"
+            f"{repo['path_to_book']}/exercises/{a}/{a}.ipynb"
+        )
         assert subs[f"colab_{key}"] == f"[{key}]({colab})"
 
 
@@ -315,9 +333,16 @@ def test_the_failure_message_quoted_in_the_book_is_real():
     g = gr.upstream(x.shape, seed=0)
     s = 1 / (1 + np.exp(-x))
     with pytest.raises(AssertionError) as failure:
-        gr.check_gradient(s * (1 - s), lambda t: 1 / (1 + (-t).exp()), [x], upstream=g, input_names=["x"],
-                          names=["dL/dx"], what="sigmoid_backward(x, grad_out)",
-                          hint="differentiate 1 / (1 + e^{-x}), then express e^{-x} through sigma(x); times grad_out.")
+        gr.check_gradient(
+            s * (1 - s),
+            lambda t: 1 / (1 + (-t).exp()),
+            [x],
+            upstream=g,
+            input_names=["x"],
+            names=["dL/dx"],
+            what="sigmoid_backward(x, grad_out)",
+            hint="differentiate 1 / (1 + e^{-x}), then express e^{-x} through sigma(x); times grad_out.",
+        )
     page = (ROOT / "book" / "exercises.md").read_text(encoding="utf-8")
     quoted = page.split("```text\n", 1)[1].split("```", 1)[0]
     assert quoted.strip() == str(failure.value).strip()
@@ -342,8 +367,11 @@ def test_release_reproduces_the_committed_exercises(tmp_path):
     before = {p for p in course_dir.rglob("*")}
     course.release(course_dir)
     created = {p.relative_to(course_dir) for p in course_dir.rglob("*") if p not in before}
-    expected = {Path("exercises")} | {Path("exercises", a) for a in ASSIGNMENTS} | {
-        Path("exercises", a, f"{a}.ipynb") for a in ASSIGNMENTS}
+    expected = (
+        {Path("exercises")}
+        | {Path("exercises", a) for a in ASSIGNMENTS}
+        | {Path("exercises", a, f"{a}.ipynb") for a in ASSIGNMENTS}
+    )
     assert created == expected, f"unexpected files: {sorted(map(str, created - expected))}"
     for a in ASSIGNMENTS:
         fresh = (course_dir / "exercises" / a / f"{a}.ipynb").read_bytes()
@@ -373,8 +401,11 @@ def test_autograding_solution_full_blank_zero_each_mutant_exactly_its_cells(a, g
     print(f"\n{a}: " + "  ".join(f"{cell} /{mx:g}" for cell, mx in maximum.items()))  # shown with -s or -rP
     for student in ["solution", "blank"] + [m.name for m in for_assignment(a)]:
         row = table.get(student, {})
-        print(f"  {student:40s}" + "".join(f"{row.get(cell, float('nan')):>8g}" for cell in maximum)
-              + f"   total {sum(row.values()):g}/{sum(maximum.values()):g}")
+        print(
+            f"  {student:40s}"
+            + "".join(f"{row.get(cell, float('nan')):>8g}" for cell in maximum)
+            + f"   total {sum(row.values()):g}/{sum(maximum.values()):g}"
+        )
     problems = []
     if table["solution"] != maximum:
         problems.append(f"solution: {table['solution']} (expected full marks {maximum})")
@@ -395,8 +426,15 @@ def test_feedback_teaches_and_grades_export_to_csv(a, graded):
     mutant = next(m for m in for_assignment(a) if "task4_tests" in m.loses)
     page = (course_dir / "feedback" / mutant.name / a / f"{a}.html").read_text(encoding="utf-8")
     text = html.unescape(re.sub(r"<[^>]+>", "", page))
-    for piece in ("wrong.", "input:", "expected:", "(from tamegrad autodiff of the forward definition)", "got:",
-                  "max relative error", "hint:"):
+    for piece in (
+        "wrong.",
+        "input:",
+        "expected:",
+        "(from tamegrad autodiff of the forward definition)",
+        "got:",
+        "max relative error",
+        "hint:",
+    ):
         assert piece in text, f"the feedback for {mutant.name} lacks {piece!r}"
     solution_page = (course_dir / "feedback" / "solution" / a / f"{a}.html").read_text(encoding="utf-8")
     assert "AssertionError" not in solution_page
@@ -411,40 +449,87 @@ def test_feedback_teaches_and_grades_export_to_csv(a, graded):
 
 
 # ------------------------------------------- hints, self-check, nothing given away
-SELF_CHECKED = ["ex01_gradient_descent", "ex02_activations", "ex03_backprop_mlp", "ex04_initialisation", "ex05_batchnorm",
-                "ex06_clipping", "ex07_remedies", "ex08_transformer_stability"]
+SELF_CHECKED = [
+    "ex01_gradient_descent",
+    "ex02_activations",
+    "ex03_backprop_mlp",
+    "ex04_initialisation",
+    "ex05_batchnorm",
+    "ex06_clipping",
+    "ex07_remedies",
+    "ex08_transformer_stability",
+]
 WITH_TASK = re.compile(r'^with gr\.task\("(task\d+)", points=(\d+), answers=\(([^)]*)\)\):$', re.MULTILINE)
 
 #: results of the derivation tasks, as they would be written out: none may appear in the student
 #: version's markdown, docstrings or visible tests, nor in the first level of the task's hints
 GIVEAWAYS = {
-    "ex01_gradient_descent": {"task1": ["A + A^T", "A + A.T", "A^\\top", "A @ w - b"],
-                              "task3": ["2 / lambda", "2/lambda", "2/\\lambda", "\\frac{2}{\\lambda", "1 - \\eta\\lambda",
-                                        "I - lr H", "I - \\eta H", "1.0 - lr", "1 - lr"],
-                              "task5": ["lambda_min + lambda_max", "\\lambda_{\\min} + \\lambda_{\\max}", "kappa - 1",
-                                        "\\kappa - 1"]},
-    "ex02_activations": {"task2": ["(1 - s)", "(1 - sigma", "1 - \\sigma", "1 - tanh", "1 - \\tanh", "\\sigma(x)\\,\\bigl(1"],
-                         "task4": ["alpha e^x", "alpha * e^x", "\\alpha\\, e^{x}", "alpha * np.exp"],
-                         "task5": ["1 + x * (1", "x * s * (1", "x \\sigma(x) (1", "\\sigma(x)(1 +"]},
-    "ex04_initialisation": {"task1": ["sqrt(2 / (1 + slope", "\\sqrt{2/(1 +", "2 / (1 + slope", "sqrt(2.0 / (1.0"],
-                            "task5": ["2 / ((1 + slope", "2.0 / ((1.0", "fan_out * s^2", "(1 + a^2) / 2"]},
+    "ex01_gradient_descent": {
+        "task1": ["A + A^T", "A + A.T", "A^\\top", "A @ w - b"],
+        "task3": [
+            "2 / lambda",
+            "2/lambda",
+            "2/\\lambda",
+            "\\frac{2}{\\lambda",
+            "1 - \\eta\\lambda",
+            "I - lr H",
+            "I - \\eta H",
+            "1.0 - lr",
+            "1 - lr",
+        ],
+        "task5": ["lambda_min + lambda_max", "\\lambda_{\\min} + \\lambda_{\\max}", "kappa - 1", "\\kappa - 1"],
+    },
+    "ex02_activations": {
+        "task2": ["(1 - s)", "(1 - sigma", "1 - \\sigma", "1 - tanh", "1 - \\tanh", "\\sigma(x)\\,\\bigl(1"],
+        "task4": ["alpha e^x", "alpha * e^x", "\\alpha\\, e^{x}", "alpha * np.exp"],
+        "task5": ["1 + x * (1", "x * s * (1", "x \\sigma(x) (1", "\\sigma(x)(1 +"],
+    },
+    "ex04_initialisation": {
+        "task1": ["sqrt(2 / (1 + slope", "\\sqrt{2/(1 +", "2 / (1 + slope", "sqrt(2.0 / (1.0"],
+        "task5": ["2 / ((1 + slope", "2.0 / ((1.0", "fan_out * s^2", "(1 + a^2) / 2"],
+    },
     "ex06_clipping": {"task5": ["v - u", "u^T v", "g g^T", "u u^T", "I - u", "(u, v)", "np.dot(u"]},
     "ex07_remedies": {"task1": ["diag(1 - tanh", "I + diag", "\\operatorname{diag}\\bigl(1", "(1.0 - t * t)"]},
     # ex03 and ex05 (exercises-b)
-    "ex03_backprop_mlp": {"task1": ["probs - onehot", "-1 / N", "-1.0 / N", "counts_sum ** 2", "/ probs"],
-                          "task2": ["1 - h1 ** 2", "1 - h1^2", "1 - h^2", "1 - tanh^2", "dlogits @ W2", "dlogits.T @ h1"],
-                          "task3": ["-0.5 * (var + EPS)", "2 * centred / N", "2 centred_n / N", "da1 * gamma"],
-                          "task4": ["np.add.at", "dz1 @ W1", "dz1.T @ x"],
-                          "task5": ["probs - np.eye", "da1 - da1.mean", "(da1 * xhat)"]},
-    "ex05_batchnorm": {"task4": ["g - g.mean", "g - mean(g", "mean(g * xhat", "(g * xhat).mean", "xhat * mean(g",
-                                 "\\frac{\\gamma}{\\sqrt", "sum_k g_k", "\\sum_{k} g_k", "(g * xhat).sum"],
-                       "task5": ["delta_nk - 1/N", "\\delta_{nk} -", "np.eye(N) -", "np.outer(xhat"]},
+    "ex03_backprop_mlp": {
+        "task1": ["probs - onehot", "-1 / N", "-1.0 / N", "counts_sum ** 2", "/ probs"],
+        "task2": ["1 - h1 ** 2", "1 - h1^2", "1 - h^2", "1 - tanh^2", "dlogits @ W2", "dlogits.T @ h1"],
+        "task3": ["-0.5 * (var + EPS)", "2 * centred / N", "2 centred_n / N", "da1 * gamma"],
+        "task4": ["np.add.at", "dz1 @ W1", "dz1.T @ x"],
+        "task5": ["probs - np.eye", "da1 - da1.mean", "(da1 * xhat)"],
+    },
+    "ex05_batchnorm": {
+        "task4": [
+            "g - g.mean",
+            "g - mean(g",
+            "mean(g * xhat",
+            "(g * xhat).mean",
+            "xhat * mean(g",
+            "\\frac{\\gamma}{\\sqrt",
+            "sum_k g_k",
+            "\\sum_{k} g_k",
+            "(g * xhat).sum",
+        ],
+        "task5": ["delta_nk - 1/N", "\\delta_{nk} -", "np.eye(N) -", "np.outer(xhat"],
+    },
     "ex08_transformer_stability": {
-        "task2": ["g_hat - g_hat.mean", "x_hat * (g_hat * x_hat)", "\\hat{x}_i \\hat{x}_j", "x_hat_i x_hat_j",
-                  "mean of g_hat * x_hat"],
+        "task2": [
+            "g_hat - g_hat.mean",
+            "x_hat * (g_hat * x_hat)",
+            "\\hat{x}_i \\hat{x}_j",
+            "x_hat_i x_hat_j",
+            "mean of g_hat * x_hat",
+        ],
         "task3": ["(g_hat - x_hat", "x_hat * (g_hat * x_hat)", "delta_ij - x_hat_i x_hat_j", "x_j / (D r)"],
-        "task5": ["np.abs(gain_q * gain_k).max()", "max |w|", "max_m |w_m|", "\\max_m", "length sqrt(d)",
-                  "length of u is sqrt(d)"]},
+        "task5": [
+            "np.abs(gain_q * gain_k).max()",
+            "max |w|",
+            "max_m |w_m|",
+            "\\max_m",
+            "length sqrt(d)",
+            "length of u is sqrt(d)",
+        ],
+    },
 }
 
 
@@ -459,7 +544,9 @@ def test_every_task_has_a_hint_ladder_with_its_points(a):
     from tamegrad.grading import ladder
 
     nb = read(source_path(a))
-    headings = {f"task{k}": int(p) for c in nb.cells if c.cell_type == "markdown" for k, p in TASK_HEADING.findall(c.source)}
+    headings = {
+        f"task{k}": int(p) for c in nb.cells if c.cell_type == "markdown" for k, p in TASK_HEADING.findall(c.source)
+    }
     tasks = ladder.load(a)
     assert list(tasks) == list(headings), f"{a}: the hint file's tasks should be the notebook's, in order"
     for task, table in tasks.items():
@@ -484,8 +571,14 @@ def test_the_visible_tests_record_their_task_and_a_last_cell_checks_your_work(a)
             assert re.search(rf"^def {name}\(", "\n".join(x.source for x in answer_cells(nb)), re.MULTILINE), name
     last = nb.cells[-1]
     assert last.cell_type == "code" and last.source.strip() == "gr.summary()"
-    assert meta(last) == {"grade": False, "grade_id": "summary", "locked": True, "schema_version": 3,
-                          "solution": False, "task": False}, "the summary earns no points"
+    assert meta(last) == {
+        "grade": False,
+        "grade_id": "summary",
+        "locked": True,
+        "schema_version": 3,
+        "solution": False,
+        "task": False,
+    }, "the summary earns no points"
     assert "Check your work" in nb.cells[-2].source and "Runtime → Run all" in nb.cells[0].source
     assert 'hint("task2")' in nb.cells[0].source
 
@@ -511,8 +604,9 @@ def execute(nb, tmp_path: Path):
     who runs every cell would; returns the executed notebook."""
     import nbclient
 
-    nbclient.NotebookClient(nb, timeout=600, allow_errors=True, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    nbclient.NotebookClient(
+        nb, timeout=600, allow_errors=True, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
     return nb
 
 
@@ -548,20 +642,31 @@ def test_self_check_and_hints_headless_on_the_solution(tmp_path):
     a = SELF_CHECK_ASSIGNMENT
     nb = submissions(a)["solution"]
     task1_answer = next(c.source for c in answer_cells(read(source_path(a))) if meta(c)["grade_id"] == "task1_answer")
-    extra = [new_code_cell('hint("task2")'), new_code_cell('hint("task2")'), new_code_cell('hint("task2")'),
-             new_code_cell('hint("task2")'), new_code_cell('hint("task2", level=1)'),
-             new_code_cell(student_code(task1_answer)), new_code_cell("gr.summary()")]
+    extra = [
+        new_code_cell('hint("task2")'),
+        new_code_cell('hint("task2")'),
+        new_code_cell('hint("task2")'),
+        new_code_cell('hint("task2")'),
+        new_code_cell('hint("task2", level=1)'),
+        new_code_cell(student_code(task1_answer)),
+        new_code_cell("gr.summary()"),
+    ]
     nb.cells += extra
     nb = execute(nb, tmp_path)
     first_summary = next(c for c in nb.cells if meta(c).get("grade_id") == "summary")
     rows = table_rows(text_of(first_summary))
-    points = {f"task{k}": p for k, p in TASK_HEADING.findall(nb.cells[0].source + "\n".join(
-        c.source for c in nb.cells if c.cell_type == "markdown"))}
+    points = {
+        f"task{k}": p
+        for k, p in TASK_HEADING.findall(
+            nb.cells[0].source + "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+        )
+    }
     assert rows == {t: (p, "passed") for t, p in points.items()}, rows
     assert "Hidden tests run when your work is graded" in text_of(first_summary)
-    outs = [text_of(c) for c in nb.cells[-len(extra):]]
-    assert [o.split("\n", 1)[0] for o in outs[:3]] == [f"Hint {k} of 3 for task2 (the derivatives of sigmoid and tanh):"
-                                                        for k in (1, 2, 3)]
+    outs = [text_of(c) for c in nb.cells[-len(extra) :]]
+    assert [o.split("\n", 1)[0] for o in outs[:3]] == [
+        f"Hint {k} of 3 for task2 (the derivatives of sigmoid and tanh):" for k in (1, 2, 3)
+    ]
     assert outs[3].startswith("You have seen all 3 hints for task2") and outs[4].startswith("Hint 1 of 3")
     assert all(len(line) <= 88 for o in outs[:5] for line in o.splitlines())
     rows = table_rows(outs[-1])
@@ -593,8 +698,14 @@ def test_self_check_headless_on_a_blank_and_a_half_right_notebook(tmp_path):
     half = execute(half, tmp_path)
     out = text_of(half.cells[-1])
     rows = table_rows(out)
-    assert {t: s for t, (_, s) in rows.items()} == {"task1": "passed", "task2": "failed", "task3": "passed",
-                                                    "task4": "passed", "task5": "passed", "task6": "failed"}, out
+    assert {t: s for t, (_, s) in rows.items()} == {
+        "task1": "passed",
+        "task2": "failed",
+        "task3": "passed",
+        "task4": "passed",
+        "task5": "passed",
+        "task6": "failed",
+    }, out
     assert re.search(r"task2 +2 +failed +sigmoid_backward\(x, grad_out\), dL/dx: wrong\.", out), out
     failed = next(c for c in half.cells if meta(c).get("grade_id") == "task2_tests")
     error = next(o for o in failed.outputs if o.output_type == "error")

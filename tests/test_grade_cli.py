@@ -19,9 +19,12 @@ from .grade_fixtures import build
 
 
 def test_import_tamegrad_does_not_import_the_grading_stack():
-    code = ("import sys, tamegrad, tamegrad.cli, tamegrad.autograde\n"
-            "heavy = [m for m in ('dask', 'distributed', 'nbgrader', 'torch', 'nbclient', 'jupyter_client') if m in sys.modules]\n"
-            "print(heavy)")
+    code = (
+        "import sys, tamegrad, tamegrad.cli, tamegrad.autograde\n"
+        "heavy = [m for m in ('dask', 'distributed', 'nbgrader', 'torch', 'nbclient', 'jupyter_client')\n"
+        "         if m in sys.modules]\n"
+        "print(heavy)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -29,20 +32,41 @@ def test_import_tamegrad_does_not_import_the_grading_stack():
 def test_help_lists_the_options():
     out = subprocess.run([str(build.VENV_BIN / "tamegrad"), "grade", "--help"], capture_output=True, text=True)
     assert out.returncode == 0
-    for option in ("--submissions", "--workers", "--scheduler", "--db-url", "--timeout", "--memory-limit",
-                   "--out", "--force"):
+    for option in (
+        "--submissions",
+        "--workers",
+        "--scheduler",
+        "--db-url",
+        "--timeout",
+        "--memory-limit",
+        "--out",
+        "--force",
+    ):
         assert option in out.stdout
 
 
 def test_grading_that_cannot_start_exits_2(tmp_path):
-    out = subprocess.run([str(build.VENV_BIN / "tamegrad"), "grade", "fx_square", "--submissions",
-                          str(tmp_path / "nowhere"), "--course", str(tmp_path)], capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [
+            str(build.VENV_BIN / "tamegrad"),
+            "grade",
+            "fx_square",
+            "--submissions",
+            str(tmp_path / "nowhere"),
+            "--course",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert out.returncode == 2
     assert "does not exist" in out.stderr
 
 
-@pytest.mark.parametrize("text, expected", [("2G", 2 * 1024**3), ("1500M", 1500 * 1024**2),
-                                            ("512MiB", 512 * 1024**2), ("1000", 1000)])
+@pytest.mark.parametrize(
+    "text, expected", [("2G", 2 * 1024**3), ("1500M", 1500 * 1024**2), ("512MiB", 512 * 1024**2), ("1000", 1000)]
+)
 def test_parse_size(text, expected):
     assert sandbox.parse_size(text) == expected
 
@@ -78,7 +102,9 @@ def test_zip_intake_of_the_layout_and_of_a_flat_lms_download(tmp_path):
     regexp = r"fx_square_(?P<student_id>\w+?)_attempt_(?P<timestamp>[0-9\-]+)_(?P<file_id>\w+)"
     root = submissions.intake(flat, "fx_square", tmp_path / "w2", named_regexp=regexp).root
     assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*.ipynb")) == [
-        "ann/fx_square/fx_square.ipynb", "bo/fx_square/fx_square.ipynb"]
+        "ann/fx_square/fx_square.ipynb",
+        "bo/fx_square/fx_square.ipynb",
+    ]
     assert (root / "bo" / "fx_square" / "timestamp.txt").read_text() == "2026-11-21-09-30-00"
     with pytest.raises(submissions.IntakeError):
         submissions.intake(flat, "fx_square", tmp_path / "w3", named_regexp="")
@@ -101,10 +127,10 @@ def test_folder_intake_copies_regular_files_only(tmp_path):
     ann = _student(sub, "ann", {"data.csv": "1,2"})
     (ann / "peek.ipynb").symlink_to(secret)
     (ann / "dir_link").symlink_to(tmp_path, target_is_directory=True)
-    os.link(secret, ann / "hard.txt")                     # a hard link out of the tree
+    os.link(secret, ann / "hard.txt")  # a hard link out of the tree
     os.mkfifo(ann / "pipe")
     bo = _student(sub, "bo")
-    os.link(bo / "fx_square.ipynb", bo / "copy.txt")      # a hard link inside the tree is fine
+    os.link(bo / "fx_square.ipynb", bo / "copy.txt")  # a hard link inside the tree is fine
     (sub / "cy").mkdir()
     (sub / "cy" / "fx_square").symlink_to(ann, target_is_directory=True)
     result = submissions.intake(sub, "fx_square", tmp_path / "work")
@@ -116,12 +142,16 @@ def test_folder_intake_copies_regular_files_only(tmp_path):
     assert "SECRET" not in "".join(p.read_text() for p in staged.rglob("*") if p.is_file())
     assert (staged / "bo" / "fx_square" / "copy.txt").read_text() == "{}"
     notes = " | ".join(result.notes["ann"])
-    for what in ("peek.ipynb is a symbolic link", "dir_link is a symbolic link",
-                 "hard.txt is a hard link to a file outside", "pipe is a fifo"):
+    for what in (
+        "peek.ipynb is a symbolic link",
+        "dir_link is a symbolic link",
+        "hard.txt is a hard link to a file outside",
+        "pipe is a fifo",
+    ):
         assert what in notes, notes
     subs = {s.student: s for s in submissions.list_submissions(result, "fx_square", ["fx_square"])}
     assert sorted(subs) == ["ann", "bo", "cy"]
-    assert subs["ann"].invalid == "" and subs["ann"].unknown == []   # peek.ipynb never arrived
+    assert subs["ann"].invalid == "" and subs["ann"].unknown == []  # peek.ipynb never arrived
     assert "not followed" in subs["cy"].invalid and subs["cy"].folder is None
 
 
@@ -159,11 +189,13 @@ def test_archive_intake_extracts_regular_files_only(tmp_path):
 
     tar = tmp_path / "layout.tar.gz"
     with tarfile.open(tar, "w:gz") as tf:
+
         def add(name, kind=tarfile.REGTYPE, data=b"{}", link=""):
             info = tarfile.TarInfo(name)
             info.type, info.linkname = kind, link
             info.size = len(data) if kind == tarfile.REGTYPE else 0
             tf.addfile(info, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
+
         add("bo/fx_square/fx_square.ipynb")
         add("bo/fx_square/sym.ipynb", tarfile.SYMTYPE, link="/etc/passwd")
         add("bo/fx_square/hard.txt", tarfile.LNKTYPE, link="bo/fx_square/fx_square.ipynb")
@@ -180,7 +212,7 @@ def test_archive_intake_extracts_regular_files_only(tmp_path):
 
 # -- every student folder gets a row -------------------------------------------------------
 ODD_IDS = {
-    "zoë-ünïcødé": "",                 # stored and graded
+    "zoë-ünïcødé": "",  # stored and graded
     "ann lee": "",
     "-dash": "",
     "x" * 129: "at most 128",
@@ -213,13 +245,30 @@ def test_a_garbage_timestamp_is_dropped_with_a_note(tmp_path):
 
 
 def test_the_summary_escapes_names():
-    rows = [{"student_id": "evil\x1b[2K\rtamegrad grade fx_square: 0 students", "assignment": "a",
-             "status": "invalid", "score": 0.0, "max_score": 2, "detail": "bad\nline\u202e", "notes": ""}]
-    text = report.summary(rows, assignment="a", seconds=1, workers="w", sandbox="s", out=Path("/o"),
-                          skipped=0, intake_notes=["x\x1b[31m: a symbolic link"])
+    rows = [
+        {
+            "student_id": "evil\x1b[2K\rtamegrad grade fx_square: 0 students",
+            "assignment": "a",
+            "status": "invalid",
+            "score": 0.0,
+            "max_score": 2,
+            "detail": "bad\nline\u202e",
+            "notes": "",
+        }
+    ]
+    text = report.summary(
+        rows,
+        assignment="a",
+        seconds=1,
+        workers="w",
+        sandbox="s",
+        out=Path("/o"),
+        skipped=0,
+        intake_notes=["x\x1b[31m: a symbolic link"],
+    )
     assert "\x1b" not in text and "\r" not in text and "\u202e" not in text
     assert "\\x1b[2K\\x0dtamegrad" in text and "bad\\x0aline\\u202e" in text
-    assert len(text.splitlines()) == 7, text
+    assert len(text.splitlines()) == 8, text  # no line a name could add: the 8 lines of the summary
 
 
 def test_a_grades_csv_written_by_nbgrader_export_is_never_overwritten(tmp_path):
@@ -227,11 +276,23 @@ def test_a_grades_csv_written_by_nbgrader_export_is_never_overwritten(tmp_path):
     (tmp_path / "grades.csv").write_text(export)
     with pytest.raises(report.NotOurs):
         report.Table(tmp_path / "grades.csv")
-    out = subprocess.run([str(build.VENV_BIN / "tamegrad"), "grade", "fx_square", "--submissions", str(tmp_path),
-                          "--course", str(tmp_path)], capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [
+            str(build.VENV_BIN / "tamegrad"),
+            "grade",
+            "fx_square",
+            "--submissions",
+            str(tmp_path),
+            "--course",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert out.returncode == 2 and "not written by tamegrad grade" in out.stderr and "--grades" in out.stderr
     assert (tmp_path / "grades.csv").read_text() == export
-    table = report.Table(tmp_path / "ours.csv")   # its own file: read back and rewritten
+    table = report.Table(tmp_path / "ours.csv")  # its own file: read back and rewritten
     table.put({"student_id": "ann", "assignment": "fx", "score": 1.0, "max_score": 5, "status": "graded"}, [])
     table.save()
     assert report.Table(tmp_path / "ours.csv").get("ann", "fx")["score"] == "1"
@@ -239,7 +300,7 @@ def test_a_grades_csv_written_by_nbgrader_export_is_never_overwritten(tmp_path):
 
 def test_a_student_folder_without_the_assignment_is_a_missing_submission(tmp_path):
     _student(tmp_path / "submitted", "ann")
-    (tmp_path / "submitted" / "bo" / "fx_Square").mkdir(parents=True)     # a misnamed folder
+    (tmp_path / "submitted" / "bo" / "fx_Square").mkdir(parents=True)  # a misnamed folder
     (tmp_path / "submitted" / ".ipynb_checkpoints").mkdir()
     result = submissions.intake(tmp_path / "submitted", "fx_square", tmp_path / "work")
     subs = {s.student: s for s in submissions.list_submissions(result, "fx_square", ["fx_square"])}

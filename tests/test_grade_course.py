@@ -43,10 +43,12 @@ def _wrong(nb, patch: bool):
     for cell in nb.cells:
         md = cell.metadata.get("nbgrader", {})
         if cell.cell_type == "code" and md.get("solution") and not md.get("grade"):
-            cell.source += ("\nfor _name, _value in list(globals().items()):\n"
-                            "    if callable(_value) and getattr(_value, '__module__', '') == '__main__' "
-                            "and not _name.startswith('_'):\n"
-                            "        globals()[_name] = lambda *a, **k: 0\n")
+            cell.source += (
+                "\nfor _name, _value in list(globals().items()):\n"
+                "    if callable(_value) and getattr(_value, '__module__', '') == '__main__' "
+                "and not _name.startswith('_'):\n"
+                "        globals()[_name] = lambda *a, **k: 0\n"
+            )
             if patch:
                 cell.source += PATCH
     return nb
@@ -58,18 +60,32 @@ def graded(tmp_path_factory):
     course = tmp_path_factory.mktemp("course")
     shutil.copy(build.REPO / "nbgrader_config.py", course / "nbgrader_config.py")
     shutil.copytree(build.REPO / "solutions" / a, course / "solutions" / a)
-    subprocess.run([str(build.VENV_BIN / "nbgrader"), "generate_assignment", a, "--force"], cwd=course,
-                   env=build.env(), check=True, capture_output=True)
+    subprocess.run(
+        [str(build.VENV_BIN / "nbgrader"), "generate_assignment", a, "--force"],
+        cwd=course,
+        env=build.env(),
+        check=True,
+        capture_output=True,
+    )
     solution = nbformat.read(course / "solutions" / a / f"{a}.ipynb", as_version=4)
     release = nbformat.read(course / "exercises" / a / f"{a}.ipynb", as_version=4)
-    for student, nb in {"solved": solution, "blank": release, "wrong": _wrong(solution, False),
-                        "wrong_patched": _wrong(solution, True)}.items():
+    for student, nb in {
+        "solved": solution,
+        "blank": release,
+        "wrong": _wrong(solution, False),
+        "wrong_patched": _wrong(solution, True),
+    }.items():
         folder = course / "submitted" / student / a
         folder.mkdir(parents=True)
         nbformat.write(nb, folder / f"{a}.ipynb")
-    proc = subprocess.run([str(build.VENV_BIN / "tamegrad"), "grade", a, "--submissions", "submitted",
-                           "--workers", "2", "--no-progress"], cwd=course, env=build.env(),
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [str(build.VENV_BIN / "tamegrad"), "grade", a, "--submissions", "submitted", "--workers", "2", "--no-progress"],
+        cwd=course,
+        env=build.env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return build.read_grades(course / "grades.csv")
 

@@ -24,11 +24,13 @@ check(f(3), 9)"""
 
 
 def _error(line: int, evalue: str, ename="AssertionError"):
-    tb = ["\x1b[0;31m---------------------------------------------------------------------------\x1b[0m",
-          f"\x1b[0;31m{ename}\x1b[0m                            Traceback (most recent call last)",
-          f"Cell \x1b[0;32mIn[4], line {line}\x1b[0m\n\x1b[1;32m----> {line}\x1b[0m ...",
-          "File \x1b[0;32m/course/fx_grading.py:14\x1b[0m, in \x1b[0;36mcheck\x1b[0;34m(actual, expected)\x1b[0m",
-          f"\x1b[0;31m{ename}\x1b[0m: {evalue}"]
+    tb = [
+        "\x1b[0;31m---------------------------------------------------------------------------\x1b[0m",
+        f"\x1b[0;31m{ename}\x1b[0m                            Traceback (most recent call last)",
+        f"Cell \x1b[0;32mIn[4], line {line}\x1b[0m\n\x1b[1;32m----> {line}\x1b[0m ...",
+        "File \x1b[0;32m/course/fx_grading.py:14\x1b[0m, in \x1b[0;36mcheck\x1b[0;34m(actual, expected)\x1b[0m",
+        f"\x1b[0;31m{ename}\x1b[0m: {evalue}",
+    ]
     return new_output("error", ename=ename, evalue=evalue, traceback=tb)
 
 
@@ -89,20 +91,35 @@ def nbgrader_feedback(tmp_path_factory):
     square_ok = "def square(x):\n    return np.asarray(x, dtype=np.float64) ** 2\n"
     square_visible_wrong = "def square(x):\n    return np.asarray(x, dtype=np.float64) * 2\n"
     # right on the visible input [1, 2, -3] only
-    square_hidden_wrong = ("def square(x):\n    x = np.asarray(x, dtype=np.float64)\n"
-                           "    return np.where(np.isin(x, [1.0, 2.0, -3.0]), x ** 2, 0.0)\n")
-    sig = ("def sigmoid_grad(z):\n    s = 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)))\n"
-           "    return s * (1.0 - s)\n")
-    for student, square in {"ok": square_ok, "visible": square_visible_wrong, "hidden": square_hidden_wrong,
-                            "edited": square_ok}.items():
+    square_hidden_wrong = (
+        "def square(x):\n    x = np.asarray(x, dtype=np.float64)\n"
+        "    return np.where(np.isin(x, [1.0, 2.0, -3.0]), x ** 2, 0.0)\n"
+    )
+    sig = (
+        "def sigmoid_grad(z):\n    s = 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)))\n"
+        "    return s * (1.0 - s)\n"
+    )
+    for student, square in {
+        "ok": square_ok,
+        "visible": square_visible_wrong,
+        "hidden": square_hidden_wrong,
+        "edited": square_ok,
+    }.items():
         build.write_answers(release, course / "submitted", student, square, sig)
     path = course / "submitted" / "edited" / build.ASSIGNMENT / f"{build.ASSIGNMENT}.ipynb"
     nb = nbformat.read(path, as_version=4)
     next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_square").source = "pass"
     nbformat.write(nb, path)
     for cmd in (["autograde", build.ASSIGNMENT], ["generate_feedback", build.ASSIGNMENT]):
-        proc = subprocess.run([str(build.VENV_BIN / "nbgrader"), *cmd], cwd=course, env=build.env(),
-                              capture_output=True, text=True, timeout=600, check=False)
+        proc = subprocess.run(
+            [str(build.VENV_BIN / "nbgrader"), *cmd],
+            cwd=course,
+            env=build.env(),
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         (course.parent / f"{cmd[0]}.log").write_text(proc.stdout + proc.stderr)
     # the same submissions through tamegrad grade, its results in tamegrad/
@@ -128,8 +145,9 @@ def _feedback(course, student, where=""):
 
 
 def _hidden_lines():
-    nb = nbformat.read(build.HERE / "course" / "solutions" / build.ASSIGNMENT / f"{build.ASSIGNMENT}.ipynb",
-                       as_version=4)
+    nb = nbformat.read(
+        build.HERE / "course" / "solutions" / build.ASSIGNMENT / f"{build.ASSIGNMENT}.ipynb", as_version=4
+    )
     lines = []
     for cell in nb.cells:
         inside = False
@@ -177,24 +195,43 @@ def test_safe_notebook_neutralises_markup_and_keeps_honest_content():
     honest = "Task: compute $x < y$ and `a<b`, see [the docs](https://numpy.org) and ![plot](https://x.org/a.png)"
     md = new_notebook(cells=[])
     md.cells.append(nbformat.v4.new_markdown_cell(honest))
-    md.cells.append(nbformat.v4.new_markdown_cell(
-        "<script>[l](javascript:alert(1))</script>\n\n<img src=x onerror=alert(1)> <a href='JaVaScript:x'>y</a>"))
-    code = new_code_cell("x", outputs=[
-        new_output("display_data", data={"text/html": "<b>ok</b><script>alert(1)</script>",
-                                         "application/javascript": "alert(1)",
-                                         "image/svg+xml": "<svg onload=alert(1)/>",
-                                         "text/plain": "<b>ok</b>"}),
-        new_output("display_data", data={"image/png": 'AAAA" onerror="alert(1)'}),
-        new_output("display_data", data={"image/png": "iVBORw0KGgo="},
-                   metadata={"image/png": {"width": "1 onerror=alert(1)", "height": 20}})])
+    md.cells.append(
+        nbformat.v4.new_markdown_cell(
+            "<script>[l](javascript:alert(1))</script>\n\n<img src=x onerror=alert(1)> <a href='JaVaScript:x'>y</a>"
+        )
+    )
+    code = new_code_cell(
+        "x",
+        outputs=[
+            new_output(
+                "display_data",
+                data={
+                    "text/html": "<b>ok</b><script>alert(1)</script>",
+                    "application/javascript": "alert(1)",
+                    "image/svg+xml": "<svg onload=alert(1)/>",
+                    "text/plain": "<b>ok</b>",
+                },
+            ),
+            new_output("display_data", data={"image/png": 'AAAA" onerror="alert(1)'}),
+            new_output(
+                "display_data",
+                data={"image/png": "iVBORw0KGgo="},
+                metadata={"image/png": {"width": "1 onerror=alert(1)", "height": 20}},
+            ),
+        ],
+    )
     md.cells.append(code)
-    md.cells[0].metadata["tags"] = ["fine", "x\"><script>"]
+    md.cells[0].metadata["tags"] = ["fine", 'x"><script>']
     sanitize.safe_notebook(md)
     assert md.cells[0].source == honest and md.cells[0].metadata["tags"] == ["fine"]
     tags = _tags(markdown2html(md.cells[1].source))
     assert {t for t, _ in tags} <= {"div", "p", "img", "a"}, tags
-    assert not [(t, a) for t, attrs in tags for a, v in attrs
-                if a.startswith("on") or (a in ("href", "src") and "script" in (v or "").lower())], tags
+    assert not [
+        (t, a)
+        for t, attrs in tags
+        for a, v in attrs
+        if a.startswith("on") or (a in ("href", "src") and "script" in (v or "").lower())
+    ], tags
     out = md.cells[2].outputs
     assert set(out[0].data) == {"text/html", "text/plain"} and "<script" not in out[0].data["text/html"]
     assert "<b>ok</b>" in out[0].data["text/html"]

@@ -63,13 +63,33 @@ def batch(tmp_path_factory):
         build.write_case(case, answers, release, submitted, values)
     try:
         t0 = time.monotonic()
-        proc = build.grade(course, submitted, "--workers", "2", "--timeout", "6", "--total-timeout", "60",
-                           "--memory-limit", "1500M", "--sandbox", "bwrap")
+        proc = build.grade(
+            course,
+            submitted,
+            "--workers",
+            "2",
+            "--timeout",
+            "6",
+            "--total-timeout",
+            "60",
+            "--memory-limit",
+            "1500M",
+            "--sandbox",
+            "bwrap",
+        )
         seconds = time.monotonic() - t0
     finally:
         server.shutdown()
-    return {"proc": proc, "course": course, "cases": cases, "server": server, "marker": marker,
-            "submitted": submitted, "grades": build.read_grades(course / "grades.csv"), "seconds": seconds}
+    return {
+        "proc": proc,
+        "course": course,
+        "cases": cases,
+        "server": server,
+        "marker": marker,
+        "submitted": submitted,
+        "grades": build.read_grades(course / "grades.csv"),
+        "seconds": seconds,
+    }
 
 
 def test_the_batch_completes_with_exit_code_0(batch):
@@ -110,8 +130,9 @@ def test_honest_mistakes_are_graded_with_a_note_and_honest_rows_have_none(batch)
     grades = batch["grades"]
     assert grades["honest_full"]["notes"] == ""
     assert "HIDDEN TESTS" in grades["hidden_marker_text"]["notes"], grades["hidden_marker_text"]
-    assert "multiple times" in grades["pasted_cells"]["notes"] or "copied" in grades["pasted_cells"]["notes"], \
-        grades["pasted_cells"]
+    assert "multiple times" in grades["pasted_cells"]["notes"] or "copied" in grades["pasted_cells"]["notes"], grades[
+        "pasted_cells"
+    ]
 
 
 def test_the_caps_say_what_stopped_a_submission(batch):
@@ -155,8 +176,10 @@ def test_feedback_never_shows_hidden_tests(batch):
         text = html.read_text()
         assert "HIDDEN-MARKER" not in text and "hidden_x" not in text and "hidden_z" not in text, html
     # while the autograded notebooks, for the instructor, keep them
-    assert "HIDDEN-MARKER-SQUARE" in (batch["course"] / "autograded" / "honest_full" / "fx_square" /
-                                      "fx_square.ipynb").read_text()
+    assert (
+        "HIDDEN-MARKER-SQUARE"
+        in (batch["course"] / "autograded" / "honest_full" / "fx_square" / "fx_square.ipynb").read_text()
+    )
 
 
 def test_huge_output_is_capped(batch):

@@ -14,10 +14,13 @@ from .grade_fixtures import build
 pytestmark = pytest.mark.slow
 
 SQUARE = "def square(x):\n    return np.asarray(x, dtype=np.float64) ** 2\n"
-SIGMOID = ("def sigmoid_grad(z):\n    s = 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)))\n"
-           "    return s * (1.0 - s)\n")
-READ_LINK = SQUARE + ("try:\n    print('LEAKED', open('peek.txt').read()[:80])\nexcept OSError as exc:\n"
-                      "    print('no peek', type(exc).__name__)\n")
+SIGMOID = (
+    "def sigmoid_grad(z):\n    s = 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)))\n    return s * (1.0 - s)\n"
+)
+READ_LINK = SQUARE + (
+    "try:\n    print('LEAKED', open('peek.txt').read()[:80])\nexcept OSError as exc:\n"
+    "    print('no peek', type(exc).__name__)\n"
+)
 FORGED = "evil\x1b[2K\rtamegrad grade fx_square: 1 students"
 GRADED = {"zoë ünïcødé": 5, "-leading-dash": 5, "ann lee": 5, "link_peek": 5, "late_garbage": 5, "marker_text": 5}
 MARKER = SQUARE + "# I saw '### BEGIN HIDDEN TESTS' in the instructors' notes\n"

@@ -39,7 +39,7 @@ MARKDOWN = """Here is my answer.
 <script>[escaped link](javascript:window.name+='md-relink;')</script>
 """
 
-OUTPUTS = r'''
+OUTPUTS = r"""
 from IPython.display import display, HTML, Javascript, SVG, Markdown
 display(HTML("<script>window.name += 'out-html;'</script><img src=x onerror=\"window.name += 'out-img;'\">"))
 display(Javascript("window.name += 'out-js;'"))
@@ -51,11 +51,12 @@ display({"image/png": "iVBORw0KGgo="}, raw=True,
         metadata={"image/png": {"width": "1 onerror=window.name+='out-width;'"}})
 display({"text/latex": "<script>window.name += 'out-latex;'</script>"}, raw=True)
 display({"text/html": "<iframe src=\"javascript:parent.window.name += 'out-iframe;'\"></iframe>"}, raw=True)
-'''
+"""
 
 SQUARE = "def square(x):\n    return np.asarray(x, dtype=np.float64) ** 2\n"
-SIGMOID = ("def sigmoid_grad(z):\n    s = 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)))\n"
-           "    return s * (1.0 - s)\n")
+SIGMOID = (
+    "def sigmoid_grad(z):\n    s = 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)))\n    return s * (1.0 - s)\n"
+)
 
 
 @pytest.fixture(scope="module")
@@ -95,12 +96,22 @@ def _formgrade_html(course, student) -> str:
     extra = Config()
     extra.HTMLExporter.template_name = "formgrade"
     extra.HTMLExporter.extra_template_basedirs = [
-        os.path.join(os.path.dirname(nbgrader.__file__), "server_extensions", "formgrader", "templates")]
+        os.path.join(os.path.dirname(nbgrader.__file__), "server_extensions", "formgrader", "templates")
+    ]
     config.merge(extra)
     path = course / "autograded" / student / build.ASSIGNMENT / f"{build.ASSIGNMENT}.ipynb"
-    resources = {"assignment_id": build.ASSIGNMENT, "notebook_id": build.ASSIGNMENT, "submission_id": "x",
-                 "index": 0, "total": 1, "base_url": "", "student": student, "last_name": "", "first_name": "",
-                 "notebook_path": str(path)}
+    resources = {
+        "assignment_id": build.ASSIGNMENT,
+        "notebook_id": build.ASSIGNMENT,
+        "submission_id": "x",
+        "index": 0,
+        "total": 1,
+        "base_url": "",
+        "student": student,
+        "last_name": "",
+        "first_name": "",
+        "notebook_path": str(path),
+    }
     html, _ = HTMLExporter(config=config).from_filename(str(path), resources=resources)
     return html
 
@@ -113,8 +124,10 @@ def _open(page_file) -> dict:
         page = browser.new_page()
         dialogs = []
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-        page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(("file:", "data:"))
-                   else route.abort())
+        page.route(
+            "**/*",
+            lambda route: route.continue_() if route.request.url.startswith(("file:", "data:")) else route.abort(),
+        )
         page.goto(page_file.as_uri(), wait_until="load")
         title = page.title()
         page.mouse.move(200, 200)

@@ -13,11 +13,17 @@ pytestmark = pytest.mark.slow
 
 SQUARE_OK = "def square(x):\n    return np.asarray(x, dtype=np.float64) ** 2"
 SQUARE_BAD = "def square(x):\n    return np.asarray(x, dtype=np.float64) * 2"
-SIG_OK = ("def sigmoid_grad(z):\n    s = 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)))\n"
-          "    return s * (1.0 - s)")
+SIG_OK = (
+    "def sigmoid_grad(z):\n    s = 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)))\n    return s * (1.0 - s)"
+)
 SIG_HALF = "def sigmoid_grad(z):\n    return 0.25 * np.ones_like(np.asarray(z, dtype=np.float64))"  # visible test only
-STUDENTS = {"s1": (SQUARE_OK, SIG_OK), "s2": (SQUARE_OK, SIG_HALF), "s3": (SQUARE_BAD, SIG_OK),
-            "s4": (None, None), "s5": (SQUARE_BAD, SIG_HALF)}
+STUDENTS = {
+    "s1": (SQUARE_OK, SIG_OK),
+    "s2": (SQUARE_OK, SIG_HALF),
+    "s3": (SQUARE_BAD, SIG_OK),
+    "s4": (None, None),
+    "s5": (SQUARE_BAD, SIG_HALF),
+}
 
 
 def _gradebook_scores(db_url):
@@ -42,8 +48,13 @@ def course(tmp_path_factory):
     # the reference: nbgrader autograde, sequential, on a copy of the course
     ref = tmp / "reference"
     shutil.copytree(course, ref)
-    subprocess.run([str(build.VENV_BIN / "nbgrader"), "autograde", "fx_square"], cwd=ref, env=build.env(),
-                   check=True, capture_output=True)
+    subprocess.run(
+        [str(build.VENV_BIN / "nbgrader"), "autograde", "fx_square"],
+        cwd=ref,
+        env=build.env(),
+        check=True,
+        capture_output=True,
+    )
     return course, ref
 
 

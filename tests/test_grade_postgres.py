@@ -14,7 +14,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -68,8 +67,19 @@ def postgres():
         shutil.chown(tmp, user)
         os.chmod(tmp, 0o700)
     run(bindir / "initdb", "-D", data, "-U", "grader", "--auth=trust", "-E", "UTF8")
-    run(bindir / "pg_ctl", "-D", data, "-l", tmp / "server.log", "-w", "-t", "60", "-o",
-        f"-h 127.0.0.1 -p {port} -k {tmp}", "start")
+    run(
+        bindir / "pg_ctl",
+        "-D",
+        data,
+        "-l",
+        tmp / "server.log",
+        "-w",
+        "-t",
+        "60",
+        "-o",
+        f"-h 127.0.0.1 -p {port} -k {tmp}",
+        "start",
+    )
     try:
         run(bindir / "createdb", "-h", "127.0.0.1", "-p", port, "-U", "grader", "gradebook")
         yield f"postgresql://grader@127.0.0.1:{port}/gradebook"  # as an instructor would type it

@@ -29,8 +29,10 @@ def _roundtrip(value):
     return wire.decode(json.loads(json.dumps(wire.encode(value), allow_nan=False)))
 
 
-@pytest.mark.parametrize("value", [None, True, 3, -2**70, 1.5, "text", b"\x00\xff", (1, [2.0, "x"]),
-                                   {"a": 1, 2: (3,), (1, 2): None}, 1 + 2j])
+@pytest.mark.parametrize(
+    "value",
+    [None, True, 3, -(2**70), 1.5, "text", b"\x00\xff", (1, [2.0, "x"]), {"a": 1, 2: (3,), (1, 2): None}, 1 + 2j],
+)
 def test_plain_values_round_trip(value):
     assert _roundtrip(value) == value and type(_roundtrip(value)) is type(value)
 
@@ -39,8 +41,14 @@ def test_non_finite_floats_arrays_and_scalars_round_trip():
     out = _roundtrip([math.nan, math.inf, -math.inf])
     assert math.isnan(out[0]) and out[1:] == [math.inf, -math.inf]
     rng = np.random.default_rng(0)
-    for a in (rng.normal(size=(3, 4)), rng.integers(0, 9, size=5).astype(np.int32), np.array([True, False]),
-              np.zeros((0, 3)), np.array([np.nan, np.inf]), rng.normal(size=(2, 3)).T):
+    for a in (
+        rng.normal(size=(3, 4)),
+        rng.integers(0, 9, size=5).astype(np.int32),
+        np.array([True, False]),
+        np.zeros((0, 3)),
+        np.array([np.nan, np.inf]),
+        rng.normal(size=(2, 3)).T,
+    ):
         b = _roundtrip(a)
         assert type(b) is np.ndarray and b.dtype == a.dtype and b.shape == a.shape
         np.testing.assert_array_equal(b, a)
@@ -91,12 +99,22 @@ def test_objects_of_other_types_do_not_cross():
     assert type(_roundtrip(np.ones(2).view(Sub))) is np.ndarray
 
 
-@pytest.mark.parametrize("data", [
-    {"$eval": "1"}, {"$nd": {"dtype": "object", "shape": [1], "data": ""}},
-    {"$nd": {"dtype": "float64", "shape": [2], "data": "AAAA"}}, {"$tuple": [1], "$dict": []},
-    {"plain": 1}, {"$float": "1e999"}, {"$module": {"class": "Popen", "state": {}}},
-    {"$ref": "os.system"}, {"$ref": "numpy.load"}, {"$fn": 0}, {"$student": "f"},
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"$eval": "1"},
+        {"$nd": {"dtype": "object", "shape": [1], "data": ""}},
+        {"$nd": {"dtype": "float64", "shape": [2], "data": "AAAA"}},
+        {"$tuple": [1], "$dict": []},
+        {"plain": 1},
+        {"$float": "1e999"},
+        {"$module": {"class": "Popen", "state": {}}},
+        {"$ref": "os.system"},
+        {"$ref": "numpy.load"},
+        {"$fn": 0},
+        {"$student": "f"},
+    ],
+)
 def test_decoding_is_strict(data):
     with pytest.raises(wire.WireError):
         wire.decode(data)
@@ -122,8 +140,12 @@ def test_student_errors_keep_builtin_types_only():
     assert type(err).__name__ == "RuntimeError"
     other = proxy.student_error("MyOwnError", "x")
     assert isinstance(other, proxy.StudentError) and not isinstance(other, RuntimeError)
-    for name, base in (("MemoryError", MemoryError), ("FloatingPointError", FloatingPointError),
-                       ("OSError", OSError), ("UnicodeDecodeError", proxy.StudentError)):
+    for name, base in (
+        ("MemoryError", MemoryError),
+        ("FloatingPointError", FloatingPointError),
+        ("OSError", OSError),
+        ("UnicodeDecodeError", proxy.StudentError),
+    ):
         assert isinstance(proxy.student_error(name, "m"), base)
     interrupt = proxy.student_error("KeyboardInterrupt", "")
     assert not isinstance(interrupt, KeyboardInterrupt) and isinstance(interrupt, Exception)
@@ -131,25 +153,34 @@ def test_student_errors_keep_builtin_types_only():
 
 def test_check_not_autodiff_reads_a_proxys_source():
     setup = "import numpy as np\nimport torch\nimport tamegrad as tg\n"
-    good = proxy.StudentFunction("f", "/nowhere", integrity.CELL_SEPARATOR.join(
-        [setup, "def f(x):\n    return np.sum(x * x)\n"]))
+    good = proxy.StudentFunction(
+        "f", "/nowhere", integrity.CELL_SEPARATOR.join([setup, "def f(x):\n    return np.sum(x * x)\n"])
+    )
     integrity.check_not_autodiff(good)
     # a parameter named like a module the setup imports is the function's own variable
-    shadow = proxy.StudentFunction("f", "/nowhere", integrity.CELL_SEPARATOR.join(
-        [setup + "from tamegrad.diagnostics import norms\n", "def f(norms, grad=None):\n    return max(norms)\n"]))
+    shadow = proxy.StudentFunction(
+        "f",
+        "/nowhere",
+        integrity.CELL_SEPARATOR.join(
+            [setup + "from tamegrad.diagnostics import norms\n", "def f(norms, grad=None):\n    return max(norms)\n"]
+        ),
+    )
     integrity.check_not_autodiff(shadow)
-    for body in ("def f(x):\n    return torch.sum(x)\n",
-                 "import sys\ndef f(x):\n    return sys.modules['tamegrad'].functional.relu(x)\n",
-                 "from tamegrad.clip import global_norm as g\ndef h(x):\n    return g(x)\ndef f(x):\n    return h(x)\n",
-                 "def f(x):\n    return vars(np)['sum'](x)\n", "x = 1\n",
-                 "def f(x):\n    y = x\n    return tg.grad(lambda v: v)(y)\n"):
+    for body in (
+        "def f(x):\n    return torch.sum(x)\n",
+        "import sys\ndef f(x):\n    return sys.modules['tamegrad'].functional.relu(x)\n",
+        "from tamegrad.clip import global_norm as g\ndef h(x):\n    return g(x)\ndef f(x):\n    return h(x)\n",
+        "def f(x):\n    return vars(np)['sum'](x)\n",
+        "x = 1\n",
+        "def f(x):\n    y = x\n    return tg.grad(lambda v: v)(y)\n",
+    ):
         bad = proxy.StudentFunction("f", "/nowhere", integrity.CELL_SEPARATOR.join([setup, body]))
         with pytest.raises(AssertionError):
             integrity.check_not_autodiff(bad)
 
 
 # ------------------------------------------------------------------------------ end to end
-STUDENT = '''
+STUDENT = """
 import numpy as np
 import time
 def clip(params, c):
@@ -180,7 +211,7 @@ def overflow(x):
 def shout(x):
     print("student says", x)
     return x
-'''
+"""
 
 
 @pytest.fixture()
@@ -197,8 +228,14 @@ def link(tmp_path):
         if tid is not None:
             ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid), ctypes.py_object(KeyboardInterrupt))
 
-    r = relay.Relay(str(tmp_path / "s.sock"), str(tmp_path / "t.sock"), timeout=3.0, interrupt=interrupt,
-                    grace=1.0, max_message=1024**2)
+    r = relay.Relay(
+        str(tmp_path / "s.sock"),
+        str(tmp_path / "t.sock"),
+        timeout=3.0,
+        interrupt=interrupt,
+        grace=1.0,
+        max_message=1024**2,
+    )
     asyncio.run_coroutine_threadsafe(r.start(), loop).result(5)
 
     def run_serve():
@@ -209,8 +246,9 @@ def link(tmp_path):
     st.start()
     path = str(tmp_path / "t.sock")
     user: dict = {}
-    bound = proxy.bind(user, path, ["clip", "rescale", "fail", "descend", "loops", "big", "overflow", "shout",
-                                    "draw", "missing"], "")
+    bound = proxy.bind(
+        user, path, ["clip", "rescale", "fail", "descend", "loops", "big", "overflow", "shout", "draw", "missing"], ""
+    )
     yield user, bound, r
     asyncio.run_coroutine_threadsafe(r.end_session(), loop).result(5)
     st.join(5)
@@ -229,7 +267,7 @@ def test_proxies_carry_in_place_changes_errors_and_callbacks(link, capsys):
     held = params[0].grad
     expected = np.clip(held, -1.0, 1.0)
     assert user["clip"](params, 1.0) is None
-    assert params[0].grad is held                      # changed in place, where the caller holds it
+    assert params[0].grad is held  # changed in place, where the caller holds it
     np.testing.assert_array_equal(held, expected)
     assert params[1].grad is None
     assert user["rescale"]([params[0]], 2.0) == 1
@@ -237,14 +275,14 @@ def test_proxies_carry_in_place_changes_errors_and_callbacks(link, capsys):
     with pytest.raises(RuntimeError, match="bad 7"):
         user["fail"](7)
     A = np.diag([1.0, 3.0])
-    w = user["descend"](lambda v: A @ v, np.array([1.0, 1.0]), 0.1, 5)   # the gradient is called back here
+    w = user["descend"](lambda v: A @ v, np.array([1.0, 1.0]), 0.1, 5)  # the gradient is called back here
     np.testing.assert_allclose(w, [0.9**5, 0.7**5])
     with np.errstate(over="raise"):
         with pytest.raises(FloatingPointError):
             user["overflow"](np.array([1000.0]))
     rng, twin = np.random.default_rng(9), np.random.default_rng(9)
     assert user["draw"](rng, 2).tolist() == twin.standard_normal(2).tolist()
-    assert rng.standard_normal() == twin.standard_normal()   # the caller's generator advanced too
+    assert rng.standard_normal() == twin.standard_normal()  # the caller's generator advanced too
     assert user["shout"](5) == 5
     assert "student says 5" in capsys.readouterr().out
 
@@ -255,6 +293,6 @@ def test_a_call_that_never_returns_is_interrupted_and_a_big_reply_refused(link):
     with pytest.raises(proxy.StudentError):
         user["loops"](1)
     assert time.monotonic() - t0 < 8 and r.stats.timeouts == 1
-    assert user["shout"](1) == 1                       # the student's side still answers
+    assert user["shout"](1) == 1  # the student's side still answers
     with pytest.raises(proxy.StudentError, match="over the limit"):
-        user["big"](2 * 10**5)                         # 1.6 MB of float64: over the relay's 1 MiB
+        user["big"](2 * 10**5)  # 1.6 MB of float64: over the relay's 1 MiB

@@ -13,8 +13,15 @@ from tamegrad.grading import failure, ladder, selfcheck, session
 
 ANSI = re.compile(r"\x1b\[")
 TASKS = {
-    "task1": {"title": "a warm-up", "points": 1, "levels": ["Think about the chain rule. " * 8, "The structure.",
-                                                            "A worked step:\n\n    dL/dx = g * 2 x\n\nThat is all."]},
+    "task1": {
+        "title": "a warm-up",
+        "points": 1,
+        "levels": [
+            "Think about the chain rule. " * 8,
+            "The structure.",
+            "A worked step:\n\n    dL/dx = g * 2 x\n\nThat is all.",
+        ],
+    },
     "task2": {"title": "the core", "points": 3, "levels": ["Only one level."]},
 }
 
@@ -35,8 +42,9 @@ def test_failure_lines_fit_nbgrader_validate_and_keep_every_word():
     long_hint = "the derivative has a path through the mean and one through the variance; " * 3
     x = np.linspace(-3, 3, 40)
     with pytest.raises(gr.CheckFailed) as err:
-        gr.check_close(x * 2, x * 3, what="f(x) " * 25, source="the forward definition " * 5, inputs={"x": x},
-                       hint=long_hint)
+        gr.check_close(
+            x * 2, x * 3, what="f(x) " * 25, source="the forward definition " * 5, inputs={"x": x}, hint=long_hint
+        )
     text = str(err.value)
     assert max(len(line) for line in lines_of(text)) <= failure.WIDTH
     assert " ".join(text.split()).count("a path through the mean") == 3  # wrapped, nothing cut
@@ -71,8 +79,10 @@ def test_an_interactive_shell_renders_a_failed_check_as_an_error_without_interna
 
     shell = InteractiveShell.instance()
     try:
-        result = shell.run_cell("import numpy as np\nfrom tamegrad import grading as gr\n"
-                                "gr.check_close(np.ones(2), np.zeros(2), what='f(x)', source='zero')")
+        result = shell.run_cell(
+            "import numpy as np\nfrom tamegrad import grading as gr\n"
+            "gr.check_close(np.ones(2), np.zeros(2), what='f(x)', source='zero')"
+        )
         out = capsys.readouterr().out
     finally:
         InteractiveShell.clear_instance()
@@ -168,8 +178,9 @@ def test_unknown_tasks_and_levels_are_refused():
 def test_every_packaged_hint_file_loads_with_a_ladder_of_at_least_three_levels():
     from importlib import resources
 
-    files = sorted(p.name for p in resources.files("tamegrad.grading").joinpath("hints").iterdir()
-                   if p.name.endswith(".toml"))
+    files = sorted(
+        p.name for p in resources.files("tamegrad.grading").joinpath("hints").iterdir() if p.name.endswith(".toml")
+    )
     assert files, "no hint files in tamegrad/grading/hints/"
     for name in files:
         tasks = ladder.load(name.removesuffix(".toml"))
@@ -186,8 +197,10 @@ def test_every_packaged_hint_file_loads_with_a_ladder_of_at_least_three_levels()
 # ----------------------------------------------------------- self-check
 def run_task(name, points, answers, ok, namespace):
     """A test cell: the visible checks inside gr.task, as exec'd in a notebook namespace."""
-    code = (f"with gr.task({name!r}, points={points}, answers={answers!r}):\n"
-            f"    gr.check({ok!r}, what='{name} check', expected='true', got={ok!r})\n")
+    code = (
+        f"with gr.task({name!r}, points={points}, answers={answers!r}):\n"
+        f"    gr.check({ok!r}, what='{name} check', expected='true', got={ok!r})\n"
+    )
     exec(compile(code, "<test cell>", "exec"), namespace)
 
 

@@ -50,16 +50,29 @@ grade("ex02", "bob", {"t1": 3}, penalty=2.0)
 grade("ex01", "dave", {"t1": 1, "t2": 0})
 gb.close()
 """
-    subprocess.run([str(build.VENV_BIN / "python"), "-c", code], cwd=root, env=build.env(), check=True,
-                   capture_output=True)
+    subprocess.run(
+        [str(build.VENV_BIN / "python"), "-c", code], cwd=root, env=build.env(), check=True, capture_output=True
+    )
     return root
 
 
 def export(course: Path, exporter: str, *options: str) -> list[list[str]]:
     dest = course / f"{exporter}.csv"
-    subprocess.run([str(build.VENV_BIN / "nbgrader"), "export", f"--exporter=tamegrad.autograde.lms.{exporter}",
-                    "--to", str(dest), f"--{exporter}.roster=roster.csv", *options],
-                   cwd=course, env=build.env(), check=True, capture_output=True)
+    subprocess.run(
+        [
+            str(build.VENV_BIN / "nbgrader"),
+            "export",
+            f"--exporter=tamegrad.autograde.lms.{exporter}",
+            "--to",
+            str(dest),
+            f"--{exporter}.roster=roster.csv",
+            *options,
+        ],
+        cwd=course,
+        env=build.env(),
+        check=True,
+        capture_output=True,
+    )
     with open(dest, newline="") as fh:
         return list(csv.reader(fh))
 
@@ -97,9 +110,19 @@ def test_moodle_export_has_moodle_layout_and_percentages(course):
 
 def test_a_roster_row_without_student_id_is_a_clear_error(course, tmp_path):
     (course / "bad_roster.csv").write_text("student_id,name\n,Nobody\n")
-    result = subprocess.run([str(build.VENV_BIN / "nbgrader"), "export",
-                             "--exporter=tamegrad.autograde.lms.CanvasExport", "--to", str(tmp_path / "x.csv"),
-                             "--CanvasExport.roster=bad_roster.csv"],
-                            cwd=course, env=build.env(), capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            str(build.VENV_BIN / "nbgrader"),
+            "export",
+            "--exporter=tamegrad.autograde.lms.CanvasExport",
+            "--to",
+            str(tmp_path / "x.csv"),
+            "--CanvasExport.roster=bad_roster.csv",
+        ],
+        cwd=course,
+        env=build.env(),
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode != 0
     assert "rows [2] have no student_id" in result.stdout + result.stderr

@@ -29,8 +29,22 @@ def wheel(tmp_path_factory) -> Path:
         if (REPO / rel).is_file():
             (src / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / rel, src / rel)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--wheel-dir", str(out), str(src)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--wheel-dir",
+            str(out),
+            str(src),
+        ],
+        check=True,
+        capture_output=True,
+    )
     (found,) = out.glob("tamegrad-*.whl")
     return found
 
@@ -53,25 +67,58 @@ def test_installed_wheel_grades_a_submission(wheel, tmp_path):
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)],
-                   check=True, capture_output=True)
-    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             capture_output=True, text=True, check=True).stdout.strip()
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     Path(purelib, "deps-from-the-course-venv.pth").write_text("\n".join(site.getsitepackages()) + "\n")
-    where = subprocess.run([str(python), "-c", "import tamegrad, tamegrad.autograde.execute; print(tamegrad.__file__)"],
-                           cwd=tmp_path, capture_output=True, text=True, check=True).stdout.strip()
+    where = subprocess.run(
+        [str(python), "-c", "import tamegrad, tamegrad.autograde.execute; print(tamegrad.__file__)"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert where.startswith(purelib), where  # the installed copy, not the checkout
 
     course = build.make_course(tmp_path / "course")
     submitted = tmp_path / "submitted"
-    build.write_answers(build.release_notebook(course), submitted, "alice",
-                        "def square(x):\n    return np.asarray(x, dtype=np.float64) ** 2", None)
+    build.write_answers(
+        build.release_notebook(course),
+        submitted,
+        "alice",
+        "def square(x):\n    return np.asarray(x, dtype=np.float64) ** 2",
+        None,
+    )
     env = build.env()
     env["PATH"] = f"{env_dir / 'bin'}:{env['PATH']}"  # the fresh venv's tamegrad first; nbgrader's alembic after
     env["JUPYTER_PATH"] = str(Path(sys.prefix) / "share" / "jupyter")  # nbconvert's templates, with the deps
-    result = subprocess.run([str(env_dir / "bin" / "tamegrad"), "grade", build.ASSIGNMENT, "--submissions",
-                             str(submitted), "--course", str(course), "--no-progress", "--out", str(tmp_path / "out")],
-                            cwd=course, env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            str(env_dir / "bin" / "tamegrad"),
+            "grade",
+            build.ASSIGNMENT,
+            "--submissions",
+            str(submitted),
+            "--course",
+            str(course),
+            "--no-progress",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        cwd=course,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     grades = build.read_grades(next((tmp_path / "out").glob("*grades*.csv")))
     assert grades["alice"]["status"] == "graded"

@@ -32,8 +32,13 @@ def _published_lines(dest: Path) -> dict[str, set[str]]:
         if path.suffix == ".ipynb":
             nb = nbformat.reads(text, as_version=4)
             lines = {ln.strip() for c in nb.cells for ln in c.source.splitlines()}
-            lines |= {ln.strip() for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
-                      for ln in str(o.get("text", "")).splitlines()}
+            lines |= {
+                ln.strip()
+                for c in nb.cells
+                if c.cell_type == "code"
+                for o in c.get("outputs", [])
+                for ln in str(o.get("text", "")).splitlines()
+            }
         else:
             lines = {ln.strip() for ln in text.splitlines()}
         out[path.relative_to(dest).as_posix()] = lines
@@ -56,8 +61,14 @@ def _secret_hits(dest: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def published(tmp_path_factory):
     dest = tmp_path_factory.mktemp("public") / "taming-gradients"
-    proc = subprocess.run([sys.executable, "-m", "tools.publish", str(dest)], cwd=REPO, capture_output=True,
-                          text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tools.publish", str(dest)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return dest
 
@@ -67,12 +78,24 @@ def test_the_published_tree_has_no_solutions_tests_or_gradebooks(published):
     assert not [n for n in names if n.startswith(("solutions/", "tests/", ".ci/", "benchmarks/"))]
     assert not [n for n in names if n.endswith((".db", "grades.csv")) or "autograded" in n or "submitted/" in n]
     assert "CONTRIBUTING.md" not in names and "tools/course.py" not in names
-    for needed in ("README.md", "_config.yml", "_toc.yml", "requirements.txt", "constraints.txt", "pyproject.toml",
-                   "Makefile", ".gitignore", "nbgrader_config.py", "tools/book.py", "tamegrad/__init__.py",
-                   "book/exercises.md"):
+    for needed in (
+        "README.md",
+        "_config.yml",
+        "_toc.yml",
+        "requirements.txt",
+        "constraints.txt",
+        "pyproject.toml",
+        "Makefile",
+        ".gitignore",
+        "nbgrader_config.py",
+        "tools/book.py",
+        "tamegrad/__init__.py",
+        "book/exercises.md",
+    ):
         assert needed in names, needed
     assert sorted(p.name for p in (published / "exercises").iterdir()) == sorted(
-        p.name for p in (REPO / "solutions").iterdir() if p.is_dir())
+        p.name for p in (REPO / "solutions").iterdir() if p.is_dir()
+    )
     tracked = set(publish.tracked(REPO))
     assert names - {"README.md", "Makefile", "nbgrader_config.py", publish.MANIFEST} <= tracked
 
@@ -100,8 +123,7 @@ def test_the_search_finds_a_leak(published, tmp_path):
 
 def test_learners_get_their_own_readme_makefile_and_nbgrader_config(published):
     readme = (published / "README.md").read_text()
-    for instructor_only in ("solutions/", "tamegrad grade", "generate_assignment", "hidden tests are",
-                            "gradebook"):
+    for instructor_only in ("solutions/", "tamegrad grade", "generate_assignment", "hidden tests are", "gradebook"):
         assert instructor_only not in readme, instructor_only
     assert "nbgrader validate" in readme and "make book" in readme
     makefile = (published / "Makefile").read_text()
@@ -123,11 +145,13 @@ def test_links_come_from_the_repository_setting(published):
         import repository_links
     finally:
         sys.path.pop(0)
-    subs = repository_links.substitutions("https://github.com/someone/course", "main",
-                                          "https://colab.research.google.com", published)
+    subs = repository_links.substitutions(
+        "https://github.com/someone/course", "main", "https://colab.research.google.com", published
+    )
     a = sorted(p.name for p in (published / "exercises").iterdir())
-    assert subs[f"colab_{a[0][:4]}"] == (f"[{a[0][:4]}](https://colab.research.google.com/github/someone/course/"
-                                        f"blob/main/exercises/{a[0]}/{a[0]}.ipynb)")
+    assert subs[f"colab_{a[0][:4]}"] == (
+        f"[{a[0][:4]}](https://colab.research.google.com/github/someone/course/blob/main/exercises/{a[0]}/{a[0]}.ipynb)"
+    )
     assert "git clone https://github.com/someone/course\ncd course\n" in subs["clone_commands"]
     assert len([k for k in subs if k.startswith("colab_")]) == len(a)
 
@@ -167,10 +191,15 @@ def test_the_published_book_builds(published, tmp_path):
     config = book / "_config.yml"
     text = config.read_text()
     assert "execute_notebooks: cache" in text
-    config.write_text(text.replace("execute_notebooks: cache", "execute_notebooks: \"off\""))
-    proc = subprocess.run([str(BIN / "jupyter-book"), "build", str(book), "--keep-going"],
-                          capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHONPATH": str(book)},
-                          check=False)
+    config.write_text(text.replace("execute_notebooks: cache", 'execute_notebooks: "off"'))
+    proc = subprocess.run(
+        [str(BIN / "jupyter-book"), "build", str(book), "--keep-going"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "PYTHONPATH": str(book)},
+        check=False,
+    )
     log = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)
     assert proc.returncode == 0, log[-4000:]
     warnings = [ln for ln in log.splitlines() if "WARNING" in ln or "ERROR" in ln]
@@ -182,15 +211,17 @@ def test_the_published_book_builds(published, tmp_path):
         assert (html / page).is_file(), page
     exercises = (html / "book" / "exercises.html").read_text()
     url = publish_url(book)
-    assert exercises.count(f"colab.research.google.com/github/{url.split('github.com/')[1]}/blob/main/exercises/") \
-        == len(list((book / "exercises").iterdir()))
+    assert exercises.count(
+        f"colab.research.google.com/github/{url.split('github.com/')[1]}/blob/main/exercises/"
+    ) == len(list((book / "exercises").iterdir()))
     assert f'git<span class="w"> </span>clone<span class="w"> </span>{url}\n' in exercises
     assert "{{" not in exercises
 
 
 def publish_url(root: Path) -> str:
-    match = re.search(r"^repository:\s*\n(?:[ \t]+.*\n)*?[ \t]+url:\s*(\S+)", (root / "_config.yml").read_text(),
-                      re.MULTILINE)
+    match = re.search(
+        r"^repository:\s*\n(?:[ \t]+.*\n)*?[ \t]+url:\s*(\S+)", (root / "_config.yml").read_text(), re.MULTILINE
+    )
     return match.group(1)
 
 
@@ -216,8 +247,11 @@ def test_the_assignments_tab_finds_its_exchange_after_make_lab(which, published,
             if old is not None:
                 os.environ["NBGRADER_EXCHANGE"] = old
         cfg.CourseDirectory.course_id = "*"
-        return ExchangeFactory(config=cfg).List(coursedir=CourseDirectory(config=cfg),
-                                                authenticator=Authenticator(config=cfg), config=cfg).start()
+        return (
+            ExchangeFactory(config=cfg)
+            .List(coursedir=CourseDirectory(config=cfg), authenticator=Authenticator(config=cfg), config=cfg)
+            .start()
+        )
 
     with pytest.raises(ExchangeError):
         listing()

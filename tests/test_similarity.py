@@ -19,12 +19,23 @@ def _notebook(answers: list[str], tests: bool = False):
     nb.cells.append(nbformat.v4.new_code_cell("import math\nimport numpy as np"))
     for i, code in enumerate(answers):
         cell = nbformat.v4.new_code_cell(code)
-        cell.metadata["nbgrader"] = {"solution": True, "grade": False, "grade_id": f"task{i}", "locked": False,
-                                     "schema_version": 3}
+        cell.metadata["nbgrader"] = {
+            "solution": True,
+            "grade": False,
+            "grade_id": f"task{i}",
+            "locked": False,
+            "schema_version": 3,
+        }
         nb.cells.append(cell)
         test = nbformat.v4.new_code_cell(f"assert {corpus.INSTRUCTOR_ONLY} is not None  # a hidden test")
-        test.metadata["nbgrader"] = {"solution": False, "grade": True, "grade_id": f"test{i}", "points": 1,
-                                     "locked": True, "schema_version": 3}
+        test.metadata["nbgrader"] = {
+            "solution": False,
+            "grade": True,
+            "grade_id": f"test{i}",
+            "points": 1,
+            "locked": True,
+            "schema_version": 3,
+        }
         nb.cells.append(test)
     return nb
 
@@ -52,7 +63,7 @@ def test_the_copy_is_flagged_and_independent_answers_are_not(course):
     assert pairs[0].score > 0.6 and {pairs[0].first, pairs[0].second} == {"alice", "mallory"}
     independent = ["alice", *corpus.INDEPENDENT]
     for i, a in enumerate(independent):
-        for b in independent[i + 1:]:
+        for b in independent[i + 1 :]:
             assert frozenset((a, b)) not in flagged, f"{a} and {b} wrote their answers independently"
     # the untouched release shares only boilerplate with everyone: never flagged
     assert not any("eve" in p.first or "eve" in p.second for p in pairs)

@@ -13,8 +13,10 @@ from tamegrad.nn import MLP, BatchNorm1d
 from .conftest import EXACT
 
 
-@pytest.mark.parametrize("name,param", [("linear", None), ("sigmoid", None), ("tanh", None), ("relu", None),
-                                        ("leaky_relu", None), ("leaky_relu", 0.2)])
+@pytest.mark.parametrize(
+    "name,param",
+    [("linear", None), ("sigmoid", None), ("tanh", None), ("relu", None), ("leaky_relu", None), ("leaky_relu", 0.2)],
+)
 def test_gains_match_torch(name, param):
     assert init.calculate_gain(name, param) == pytest.approx(torch.nn.init.calculate_gain(name, param))
 
@@ -31,12 +33,15 @@ def test_fans_and_bounds_match_torch(shape):
     assert np.abs(ours).max() <= bound and np.abs(ours).max() > 0.99 * bound
 
 
-@pytest.mark.parametrize("sampler,std", [
-    (lambda s: init.xavier_normal(s, gain=2.0, rng=1), lambda s: init.xavier_std(s, 2.0)),
-    (lambda s: init.xavier_uniform(s, rng=1), lambda s: init.xavier_std(s)),
-    (lambda s: init.kaiming_normal(s, rng=1), lambda s: init.kaiming_std(s)),
-    (lambda s: init.kaiming_uniform(s, mode="fan_out", rng=1), lambda s: init.kaiming_std(s, mode="fan_out")),
-])
+@pytest.mark.parametrize(
+    "sampler,std",
+    [
+        (lambda s: init.xavier_normal(s, gain=2.0, rng=1), lambda s: init.xavier_std(s, 2.0)),
+        (lambda s: init.xavier_uniform(s, rng=1), lambda s: init.xavier_std(s)),
+        (lambda s: init.kaiming_normal(s, rng=1), lambda s: init.kaiming_std(s)),
+        (lambda s: init.kaiming_uniform(s, mode="fan_out", rng=1), lambda s: init.kaiming_std(s, mode="fan_out")),
+    ],
+)
 def test_sample_standard_deviation(sampler, std):
     shape = (400, 500)
     assert np.std(sampler(shape)) == pytest.approx(std(shape), rel=0.01)
@@ -53,7 +58,10 @@ def _pair(rng, shapes, with_grads):
     ours, theirs = [], []
     for shape, has in zip(shapes, with_grads):
         g = rng.standard_normal(shape) * 3
-        p, q = tg.Tensor(np.zeros(shape), requires_grad=True), torch.zeros(shape, dtype=torch.float64, requires_grad=True)
+        p, q = (
+            tg.Tensor(np.zeros(shape), requires_grad=True),
+            torch.zeros(shape, dtype=torch.float64, requires_grad=True),
+        )
         if has:
             p.grad, q.grad = g.copy(), torch.tensor(g)
         ours.append(p)
@@ -110,7 +118,7 @@ def test_clip_grad_value_matches_torch(rng):
 
 def test_batchnorm1d_matches_torch_in_training_and_evaluation(rng):
     ours, theirs = BatchNorm1d(4, momentum=0.2), torch.nn.BatchNorm1d(4, momentum=0.2).double()
-    for step in range(3):
+    for _ in range(3):
         x = rng.standard_normal((6, 4)) * 2 + 1
         up = rng.standard_normal((6, 4))
         xt = tg.Tensor(x, requires_grad=True)

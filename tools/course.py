@@ -32,8 +32,8 @@ def colab_cell_source(url: str) -> str:
     return (
         f"{COLAB_MARKER} install the course package, tamegrad, from the course repository.\n"
         "import sys\n"
-        "if \"google.colab\" in sys.modules:\n"
-        f"    %pip install --quiet \"tamegrad @ git+{url}\"\n"
+        'if "google.colab" in sys.modules:\n'
+        f'    %pip install --quiet "tamegrad @ git+{url}"\n'
     )
 
 
@@ -48,8 +48,7 @@ def has_outputs(nb) -> bool:
 def colab_cell_is_current(nb, url: str) -> bool:
     """The first code cell is the current Colab cell and is tagged to stay out of the HTML."""
     cell = _first_code_cell(nb)
-    return (cell is not None and cell.source == colab_cell_source(url)
-            and COLAB_TAG in cell.metadata.get("tags", []))
+    return cell is not None and cell.source == colab_cell_source(url) and COLAB_TAG in cell.metadata.get("tags", [])
 
 
 def _tag_colab_cell(cell) -> None:
@@ -127,7 +126,9 @@ def release(root: Path = ROOT) -> list[Path]:
     for name in names:
         subprocess.run(
             [sys.executable, "-m", "nbgrader", "generate_assignment", name, "--force", "--no-db", "--log-level=ERROR"],
-            cwd=root, env=nbgrader_env(), check=True,
+            cwd=root,
+            env=nbgrader_env(),
+            check=True,
         )
     released = root / "exercises"
     for folder in sorted(released.iterdir()) if released.is_dir() else []:

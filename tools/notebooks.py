@@ -68,8 +68,9 @@ def author_year(entry) -> tuple[str, str]:
 def reference_line(entry) -> str:
     """Authors (year). Title. *Venue*."""
     people = entry.persons.get("author", [])
-    authors = ", ".join(_plain(" ".join(p.last_names) + ", " + " ".join(n[0] + "." for n in p.first_names))
-                        for p in people)
+    authors = ", ".join(
+        _plain(" ".join(p.last_names) + ", " + " ".join(n[0] + "." for n in p.first_names)) for p in people
+    )
     venue = entry.fields.get("journal") or entry.fields.get("booktitle") or entry.fields.get("publisher") or ""
     title = _plain(entry.fields.get("title", ""))
     stop = "" if title.endswith((".", "?", "!")) else "."
@@ -92,8 +93,11 @@ class Index:
         self.glued: dict[str, str] = {}
         for path in sorted((root / "book").rglob("*.md")) + notebooks(root, SOURCES):
             page = path.relative_to(root).with_suffix("").as_posix()
-            text = path.read_text(encoding="utf-8") if path.suffix == ".md" else "\n\n".join(
-                c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown")
+            text = (
+                path.read_text(encoding="utf-8")
+                if path.suffix == ".md"
+                else "\n\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown")
+            )
             heading = re.search(r"^#[ \t]+(.+)$", text, re.M)
             self.titles[page] = heading.group(1).strip() if heading else page.rsplit("/", 1)[-1]
             for m in TARGET.finditer(text):
@@ -121,13 +125,18 @@ class Page:
         self.index, self.bib, self.page = index, bib, page
         self.cited: list[str] = []
         self.equations = {label: n for label, (where, n) in index.equations.items() if where == page}
-        self.figures = {c.metadata["mystnb"]["figure"]["name"]: i + 1 for i, c in enumerate(
-            c for c in nb.cells if c.get("metadata", {}).get("mystnb", {}).get("figure", {}).get("name"))}
+        self.figures = {
+            c.metadata["mystnb"]["figure"]["name"]: i + 1
+            for i, c in enumerate(
+                c for c in nb.cells if c.get("metadata", {}).get("mystnb", {}).get("figure", {}).get("name")
+            )
+        }
 
     def markdown(self, text: str) -> str:
         text = DIRECTIVE.sub(self._directive, text)
-        text = LABELLED_EQUATION.sub(lambda m: f"$${m.group('tex').rstrip()} \\tag{{{self.equations[m.group('label')]}}}$$",
-                                     text)
+        text = LABELLED_EQUATION.sub(
+            lambda m: f"$${m.group('tex').rstrip()} \\tag{{{self.equations[m.group('label')]}}}$$", text
+        )
         text = re.sub(r"^\([\w:.-]+\)=[ \t]*\n", "", text, flags=re.M)  # targets: the heading stays
         return ROLE.sub(self._role, text)
 
@@ -223,13 +232,18 @@ def plain_copy(path: Path, index: Index, bib, root: Path) -> nbformat.NotebookNo
 def generate(root: Path = ROOT) -> dict[Path, str]:
     """Every copy's path (under ``colab/``) and text."""
     executed = executed_notebooks(root)
-    missing = [p for p in notebooks(root, ("book",)) if p not in executed and any(
-        "{glue:text}" in c.source for c in nbformat.read(p, as_version=4).cells)]
+    missing = [
+        p
+        for p in notebooks(root, ("book",))
+        if p not in executed and any("{glue:text}" in c.source for c in nbformat.read(p, as_version=4).cells)
+    ]
     if missing:
         raise SystemExit(f"run `make book` first: no executed copy of {', '.join(str(p) for p in missing)}")
     index, bib = Index(root, executed), bibliography(root)
-    return {root / OUT / p.relative_to(root): nbformat.writes(plain_copy(p, index, bib, root)) + "\n"
-            for p in notebooks(root, SOURCES)}
+    return {
+        root / OUT / p.relative_to(root): nbformat.writes(plain_copy(p, index, bib, root)) + "\n"
+        for p in notebooks(root, SOURCES)
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,8 +42,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 LEARNER = Path(__file__).resolve().parent / "learner"
 PUBLISHED_DIRS = ("book/", "exercises/", "colab/", "tamegrad/")
-PUBLISHED_FILES = ("_config.yml", "_toc.yml", "requirements.txt", "constraints.txt", "pyproject.toml",
-                   ".gitignore", "tools/__init__.py", "tools/layout.py", "tools/book.py")
+PUBLISHED_FILES = (
+    "_config.yml",
+    "_toc.yml",
+    "requirements.txt",
+    "constraints.txt",
+    "pyproject.toml",
+    ".gitignore",
+    "tools/__init__.py",
+    "tools/layout.py",
+    "tools/book.py",
+)
 WRITTEN = {"README.md": LEARNER / "README.md", "nbgrader_config.py": LEARNER / "nbgrader_config.py"}
 LEARNER_TARGETS = {"help", "setup", "book", "lab", "clean", "$(READY)"}
 MANIFEST = ".published-files"
@@ -167,8 +176,13 @@ def plan(source: Path) -> dict[str, bytes]:
     for name, template in WRITTEN.items():
         files[name] = template.read_bytes()
     files["Makefile"] = learner_makefile((source / "Makefile").read_text()).encode()
-    banned = [f for f in files if f.startswith(("solutions/", "tests/", ".ci/", "benchmarks/"))
-              or f in ("CONTRIBUTING.md", "tools/course.py") or f.endswith((".db", ".db-journal"))]
+    banned = [
+        f
+        for f in files
+        if f.startswith(("solutions/", "tests/", ".ci/", "benchmarks/"))
+        or f in ("CONTRIBUTING.md", "tools/course.py")
+        or f.endswith((".db", ".db-journal"))
+    ]
     if banned:
         raise PublishError("refusing to publish " + ", ".join(banned))
     return files
@@ -195,8 +209,10 @@ def _prepare_dest(dest: Path, force: bool) -> list[str]:
     previous = manifest.read_text().splitlines() if manifest.is_file() else []
     others = [p.name for p in dest.iterdir() if p.name not in (".git", MANIFEST)]
     if others and not previous and not force:
-        raise PublishError(f"{dest} holds files of no earlier publication ({', '.join(sorted(others)[:5])}); "
-                           "use an empty folder or a clone of the public repository, or --force")
+        raise PublishError(
+            f"{dest} holds files of no earlier publication ({', '.join(sorted(others)[:5])}); "
+            "use an empty folder or a clone of the public repository, or --force"
+        )
     return previous
 
 
@@ -225,8 +241,9 @@ def publish(dest: Path, source: Path = ROOT, force: bool = False) -> list[str]:
         target.write_bytes(data)
         mode = (source / path).stat().st_mode & 0o777 if (source / path).is_file() else 0o644
         target.chmod(mode)
-    for folder in sorted((p for p in dest.rglob("*") if p.is_dir() and ".git" not in p.relative_to(dest).parts),
-                         reverse=True):
+    for folder in sorted(
+        (p for p in dest.rglob("*") if p.is_dir() and ".git" not in p.relative_to(dest).parts), reverse=True
+    ):
         if not any(folder.iterdir()):
             folder.rmdir()
     (dest / MANIFEST).write_text("\n".join(sorted(files)) + "\n")

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import nbformat
@@ -44,7 +44,7 @@ class Options:
     feedback: bool = True
     progress: bool = True
     students: list[str] = field(default_factory=list)
-    grades: Path | None = None          # default: <out>/grades.csv
+    grades: Path | None = None  # default: <out>/grades.csv
 
 
 @dataclass
@@ -117,8 +117,9 @@ class Grader:
             self.submitted = self.intake.root
         except submissions.IntakeError as exc:
             raise GradingError(str(exc)) from exc
-        self.coursedir = gradebook.course_directory(self.root, self.config, db_url=opts.db_url,
-                                                    submitted=self.submitted, out=self.out)
+        self.coursedir = gradebook.course_directory(
+            self.root, self.config, db_url=opts.db_url, submitted=self.submitted, out=self.out
+        )
         self.coursedir.assignment_id = opts.assignment
         try:
             self.notebooks = gradebook.ensure_assignment(self.coursedir, self.config, opts.assignment, _say)
@@ -141,11 +142,15 @@ class Grader:
         self.source_dir = Path(self.coursedir.format_path(self.coursedir.source_directory, ".", opts.assignment))
 
         timeout = opts.timeout or int(self.config.get("Execute", {}).get("timeout", 30) or 30)
-        self.limits = sandbox.Limits(timeout=timeout, memory=sandbox.parse_size(opts.memory_limit),
-                                     total_seconds=opts.total_timeout or 0)
+        self.limits = sandbox.Limits(
+            timeout=timeout, memory=sandbox.parse_size(opts.memory_limit), total_seconds=opts.total_timeout or 0
+        )
         self.instructor = instructor_cells(gradebook.source_notebooks(self.coursedir, opts.assignment))
-        self.course_files = submissions.supporting_files(self.source_dir, list(self.coursedir.ignore)) \
-            if self.source_dir.is_dir() else {}
+        self.course_files = (
+            submissions.supporting_files(self.source_dir, list(self.coursedir.ignore))
+            if self.source_dir.is_dir()
+            else {}
+        )
         self.hide = sandbox.hidden_packages(assignment_settings(self.source_dir).get("hide_packages", []))
         self.sandbox_kind = opts.sandbox
         self.sandbox_used: set[str] = set()
@@ -164,9 +169,14 @@ class Grader:
             return Row(self.row(student, "invalid", sub.invalid, "; ".join(sub.notes), fp, ""))
         old = self.table.get(student, opts.assignment)
         dest = Path(self.coursedir.format_path(self.coursedir.autograded_directory, student, opts.assignment))
-        if (not opts.force and old and old.get("fingerprint") == fp and old.get("status") not in ("error", "")
-                and gradebook.scores(self.coursedir, opts.assignment, student) is not None
-                and (old["status"] in ("missing", "invalid") or dest.is_dir())):
+        if (
+            not opts.force
+            and old
+            and old.get("fingerprint") == fp
+            and old.get("status") not in ("error", "")
+            and gradebook.scores(self.coursedir, opts.assignment, student) is not None
+            and (old["status"] in ("missing", "invalid") or dest.is_dir())
+        ):
             self.skipped += 1
             return None
         _rmtree(dest)
@@ -181,8 +191,9 @@ class Grader:
             self.autograde.init_assignment(opts.assignment, student)
         for name in list(invalid) + missing:
             gradebook.zero_notebook(self.coursedir, opts.assignment, student, name, timestamp)
-        prepared = sanitize.prepare(self.autograde, self.sanitize_exporter, opts.assignment, student,
-                                    readable, self.source_dir)
+        prepared = sanitize.prepare(
+            self.autograde, self.sanitize_exporter, opts.assignment, student, readable, self.source_dir
+        )
         for name, p in prepared.items():
             if "invalid" in p:
                 invalid[name] = p["invalid"]
@@ -190,15 +201,25 @@ class Grader:
         texts = {n: p["text"] for n, p in prepared.items() if "text" in p}
         if not texts:
             status = "invalid" if invalid else "missing"
-            detail = "; ".join(f"{n}: {why}" for n, why in invalid.items()) or \
-                "no notebook named " + ", ".join(f"{n}.ipynb" for n in self.notebooks)
+            detail = "; ".join(f"{n}: {why}" for n, why in invalid.items()) or "no notebook named " + ", ".join(
+                f"{n}.ipynb" for n in self.notebooks
+            )
             return Row(self.row(student, status, detail, "; ".join(notes), fp, ""))
-        notes += [f"{n}: {why}" for n in texts
-                  for why in honest_mistakes(readable[n], texts[n], self.instructor.get(n, {}))]
+        notes += [
+            f"{n}: {why}" for n in texts for why in honest_mistakes(readable[n], texts[n], self.instructor.get(n, {}))
+        ]
         files = submissions.supporting_files(dest, list(self.coursedir.ignore)) if dest.is_dir() else {}
-        job = Job(student=student, assignment=opts.assignment, notebooks=texts,
-                  instructor_cells={n: self.instructor.get(n, {}) for n in texts}, files=files,
-                  course_files=self.course_files, limits=self.limits, sandbox=self.sandbox_kind, hide=self.hide)
+        job = Job(
+            student=student,
+            assignment=opts.assignment,
+            notebooks=texts,
+            instructor_cells={n: self.instructor.get(n, {}) for n in texts},
+            files=files,
+            course_files=self.course_files,
+            limits=self.limits,
+            sandbox=self.sandbox_kind,
+            hide=self.hide,
+        )
         return Prepared(job, fp, notes, invalid, missing)
 
     # -- one submission, after execution ----------------------------------------------
@@ -235,19 +256,40 @@ class Grader:
         return self.row(student, status, "; ".join(details), "; ".join(notes), prep.fingerprint, result.sandbox)
 
     def row(self, student, status, detail, notes, fp, sandbox_kind) -> dict:
-        row = {"student_id": student, "assignment": self.opts.assignment, "status": status,
-               "detail": detail, "notes": notes, "sandbox": sandbox_kind, "fingerprint": fp,
-               "graded_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        row = {
+            "student_id": student,
+            "assignment": self.opts.assignment,
+            "status": status,
+            "detail": detail,
+            "notes": notes,
+            "sandbox": sandbox_kind,
+            "fingerprint": fp,
+            "graded_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
         sc = gradebook.scores(self.coursedir, self.opts.assignment, student) if status != "error" else None
         max_score = sum(m for _, _, m, _ in self.layout)
         if sc is None:
-            row.update({"score": 0.0 if status != "error" else "", "max_score": max_score, "raw_score": "",
-                        "late_penalty": "", "needs_manual_grade": ""})
+            row.update(
+                {
+                    "score": 0.0 if status != "error" else "",
+                    "max_score": max_score,
+                    "raw_score": "",
+                    "late_penalty": "",
+                    "needs_manual_grade": "",
+                }
+            )
             for c in self.cell_columns:
                 row[c] = 0.0 if status in ("missing", "invalid") else ""
         else:
-            row.update({"score": sc["score"], "max_score": sc["max_score"], "raw_score": sc["raw_score"],
-                        "late_penalty": sc["late_penalty"], "needs_manual_grade": sc["needs_manual_grade"]})
+            row.update(
+                {
+                    "score": sc["score"],
+                    "max_score": sc["max_score"],
+                    "raw_score": sc["raw_score"],
+                    "late_penalty": sc["late_penalty"],
+                    "needs_manual_grade": sc["needs_manual_grade"],
+                }
+            )
             for c in self.cell_columns:
                 row[c] = sc["cells"].get(c, "")
         if status == "error":
@@ -272,8 +314,14 @@ def _start_dask(opts: Options, n_jobs: int):
     import os
 
     workers = opts.workers or min(os.cpu_count() or 1, max(1, n_jobs))
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=logging.ERROR, memory_limit=0)
+    cluster = LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+        memory_limit=0,
+    )
     return Client(cluster), cluster, f"{workers} local Dask worker{'s' if workers > 1 else ''}"
 
 
@@ -299,15 +347,23 @@ def _grade(grader: Grader, opts: Options, t0: float) -> int:
             return 2
         grader.sandbox_kind = kind
         if kind == "none":
-            _say(f"WARNING: grading WITHOUT a sandbox ({why}). Student code can read and write what you can "
-                 "and reach the network. Install bubblewrap (Debian: apt-get install bubblewrap).")
+            _say(
+                f"WARNING: grading WITHOUT a sandbox ({why}). Student code can read and write what you can "
+                "and reach the network. Install bubblewrap (Debian: apt-get install bubblewrap)."
+            )
     subs = submissions.list_submissions(grader.intake, opts.assignment, grader.notebooks)
     if opts.students:
         subs = [s for s in subs if s.student in opts.students]
     present = {s.student for s in subs}
     roster = [] if opts.students else [s for s in gradebook.roster(grader.coursedir) if s not in present]
-    bar = tqdm(total=len(subs), desc=f"grading {opts.assignment}", unit="nb", file=sys.stderr,
-               disable=not opts.progress, dynamic_ncols=True)
+    bar = tqdm(
+        total=len(subs),
+        desc=f"grading {opts.assignment}",
+        unit="nb",
+        file=sys.stderr,
+        disable=not opts.progress,
+        dynamic_ncols=True,
+    )
 
     client = cluster = None
     where = "in this process"
@@ -348,11 +404,19 @@ def _grade(grader: Grader, opts: Options, t0: float) -> int:
             grader.table.put(grader.row(student, "missing", "no submission folder", "", "", ""), grader.cell_columns)
     grader.table.save()
     used = ", ".join(sorted(k for k in grader.sandbox_used if k)) or grader.sandbox_kind
-    print(report.summary(list(grader.table.rows.values()), assignment=opts.assignment,
-                         seconds=time.perf_counter() - t0, workers=where,
-                         sandbox=sandbox.describe(used) if used in ("bwrap", "none") else used,
-                         out=grader.out, skipped=grader.skipped, intake_notes=grader.intake.general,
-                         grades=grader.grades_path))
+    print(
+        report.summary(
+            list(grader.table.rows.values()),
+            assignment=opts.assignment,
+            seconds=time.perf_counter() - t0,
+            workers=where,
+            sandbox=sandbox.describe(used) if used in ("bwrap", "none") else used,
+            out=grader.out,
+            skipped=grader.skipped,
+            intake_notes=grader.intake.general,
+            grades=grader.grades_path,
+        )
+    )
     return 1 if grader.errors else 0
 
 
@@ -386,8 +450,9 @@ class _DaskPool:
         self.done = as_completed()
 
     def submit(self, prep: Prepared) -> None:
-        fut = self.client.submit(execute_job, prep.job, pure=False,
-                                 key=f"grade-{self.assignment}-{prep.job.student}-{time.time_ns()}")
+        fut = self.client.submit(
+            execute_job, prep.job, pure=False, key=f"grade-{self.assignment}-{prep.job.student}-{time.time_ns()}"
+        )
         self.pending[fut.key] = prep
         self.done.add(fut)
 
@@ -447,14 +512,17 @@ def honest_mistakes(raw: Path, text: str, instructor: dict[str, tuple[str, str]]
 
     notes = []
     try:
-        ids = Counter(c.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-                      for c in nbformat.read(str(raw), as_version=4).cells)
+        ids = Counter(
+            c.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+            for c in nbformat.read(str(raw), as_version=4).cells
+        )
     except Exception:  # noqa: BLE001 - it was read once already; nothing to add
         ids = Counter()
     twice = sorted(str(g) for g, n in ids.items() if g and n > 1)
     if twice:
-        notes.append("cells copied with their nbgrader metadata (the last copy of each was graded): "
-                     + ", ".join(twice))
+        notes.append(
+            "cells copied with their nbgrader metadata (the last copy of each was graded): " + ", ".join(twice)
+        )
     nb = nbformat.reads(text, as_version=4)
     for cell in nb.cells:
         md = cell.get("metadata", {}).get("nbgrader", {})

@@ -17,7 +17,7 @@ import csv
 import html
 import io
 import re
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,7 +67,7 @@ def failure_of(output: dict) -> Failure:
     hint, collecting = [], False
     for ln in lines:
         if not collecting and ln.strip().startswith("hint:"):
-            collecting, ln = True, ln.strip()[len("hint:"):]
+            collecting, ln = True, ln.strip()[len("hint:") :]
         elif collecting and not ln.strip():
             break
         if collecting:
@@ -142,8 +142,9 @@ def _figure(draw) -> str:
 
 
 def write_csv(report: ClassReport, out: Path) -> list[Path]:
-    cells_csv, failures_csv, statuses_csv = (out / f"{report.assignment}-{n}.csv" for n in
-                                              ("cells", "failures", "statuses"))
+    cells_csv, failures_csv, statuses_csv = (
+        out / f"{report.assignment}-{n}.csv" for n in ("cells", "failures", "statuses")
+    )
     with open(cells_csv, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["test_cell", "max_points", "students", "full_marks", "fraction_full_marks"])
@@ -167,14 +168,27 @@ def write_csv(report: ClassReport, out: Path) -> list[Path]:
 def render(report: ClassReport, autograded_link: str) -> str:
     e = html.escape
     scores = list(report.totals.values())
-    hist = _figure(lambda ax: (ax.hist(scores, bins=max(1, min(20, int(report.max_score) + 1)),
-                                       range=(0, report.max_score or 1), edgecolor="white"),
-                               ax.set_xlabel(f"score (of {report.max_score:g} points)"),
-                               ax.set_ylabel("students")))
+    hist = _figure(
+        lambda ax: (
+            ax.hist(
+                scores,
+                bins=max(1, min(20, int(report.max_score) + 1)),
+                range=(0, report.max_score or 1),
+                edgecolor="white",
+            ),
+            ax.set_xlabel(f"score (of {report.max_score:g} points)"),
+            ax.set_ylabel("students"),
+        )
+    )
     names = [c.name for c in report.cells]
     fractions = [c.passed / len(c.scores) if c.scores else 0.0 for c in report.cells]
-    bars = _figure(lambda ax: (ax.barh(names[::-1], fractions[::-1]), ax.set_xlim(0, 1),
-                               ax.set_xlabel("fraction of students with full marks")))
+    bars = _figure(
+        lambda ax: (
+            ax.barh(names[::-1], fractions[::-1]),
+            ax.set_xlim(0, 1),
+            ax.set_xlabel("fraction of students with full marks"),
+        )
+    )
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>{e(report.assignment)}: class report</title>",
@@ -200,8 +214,10 @@ def render(report: ClassReport, autograded_link: str) -> str:
         parts.append("<table><tr><th>students</th><th>what failed</th><th>hint</th><th>example</th></tr>")
         for failure, count in c.failures.most_common(MAX_GROUPS):
             link = f"{autograded_link}/{c.examples[failure]}"
-            parts.append(f"<tr><td>{count}</td><td>{e(failure.what)}</td><td>{e(failure.hint)}</td>"
-                         f"<td><a href='{e(link)}'>{e(c.examples[failure].split('/')[0])}</a></td></tr>")
+            parts.append(
+                f"<tr><td>{count}</td><td>{e(failure.what)}</td><td>{e(failure.hint)}</td>"
+                f"<td><a href='{e(link)}'>{e(c.examples[failure].split('/')[0])}</a></td></tr>"
+            )
         parts.append("</table>")
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -54,8 +54,10 @@ from . import launch, sandbox
 STATUS_ORDER = ("error", "invalid", "missing", "crashed", "memory", "timeout", "graded")
 MEMORY_SIGNS = ("MemoryError", "std::bad_alloc", "Cannot allocate memory", "out of memory")
 SERVE = "import tamegrad.autograde.serve as _tg_serve\n_tg_serve.serve({path!r}, get_ipython().user_ns)"
-BIND = ("import tamegrad.autograde.proxy as _tg_proxy\n"
-        "_tg_proxy.bind(get_ipython().user_ns, {path!r}, {names!r}, {source!r})")
+BIND = (
+    "import tamegrad.autograde.proxy as _tg_proxy\n"
+    "_tg_proxy.bind(get_ipython().user_ns, {path!r}, {names!r}, {source!r})"
+)
 
 
 def worst(*statuses: str) -> str:
@@ -69,18 +71,18 @@ class Job:
 
     student: str
     assignment: str
-    notebooks: dict[str, str]                   # name -> sanitised notebook JSON
+    notebooks: dict[str, str]  # name -> sanitised notebook JSON
     instructor_cells: dict[str, dict[str, tuple[str, str]]]  # name -> grade_id -> (role, source)
-    files: dict[str, bytes] = field(default_factory=dict)         # the submission's other files
+    files: dict[str, bytes] = field(default_factory=dict)  # the submission's other files
     course_files: dict[str, bytes] = field(default_factory=dict)  # the assignment's source files
     limits: sandbox.Limits = field(default_factory=sandbox.Limits)
     sandbox: str = "auto"
-    hide: tuple[str, ...] = ()                  # packages the student's kernel must not import
+    hide: tuple[str, ...] = ()  # packages the student's kernel must not import
 
 
 @dataclass
 class NotebookResult:
-    notebook: str | None                        # executed notebook JSON (None: not executed)
+    notebook: str | None  # executed notebook JSON (None: not executed)
     status: str
     detail: str = ""
     notes: list[str] = field(default_factory=list)
@@ -179,8 +181,7 @@ class Budget:
             return
         self.cut.add(index)
         self.notes.append(f"cell {index}: output truncated")
-        outs.append(NotebookNode(output_type="stream", name="stdout",
-                                 text="\n[output truncated by the grader]\n"))
+        outs.append(NotebookNode(output_type="stream", name="stdout", text="\n[output truncated by the grader]\n"))
 
 
 def _cap_error(content: dict, chars: int) -> None:
@@ -233,8 +234,19 @@ class SandboxedKernelManager(AsyncKernelManager):
     copy_to: str = ""
 
     def format_kernel_cmd(self, extra_arguments=None):
-        cmd = [sys.executable, "-E", "-s", launch.__file__, self.copy_from, self.copy_to, "--",
-               "-f", self.connection_file, "--HistoryManager.hist_file=:memory:", "--IPKernelApp.parent_handle=0"]
+        cmd = [
+            sys.executable,
+            "-E",
+            "-s",
+            launch.__file__,
+            self.copy_from,
+            self.copy_to,
+            "--",
+            "-f",
+            self.connection_file,
+            "--HistoryManager.hist_file=:memory:",
+            "--IPKernelApp.parent_handle=0",
+        ]
         return list(self.prefix) + cmd
 
 
@@ -242,8 +254,17 @@ class SandboxedKernelManager(AsyncKernelManager):
 class Kernel:
     """One sandboxed kernel and the nbgrader client that runs cells in it."""
 
-    def __init__(self, role: str, nb, scratch: Path, files: dict[str, bytes], limits: sandbox.Limits,
-                 kind: str, budget: Budget, hide: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        role: str,
+        nb,
+        scratch: Path,
+        files: dict[str, bytes],
+        limits: sandbox.Limits,
+        kind: str,
+        budget: Budget,
+        hide: tuple[str, ...] = (),
+    ):
         self.role, self.scratch, self.limits, self.kind = role, sandbox.make_scratch(scratch), limits, kind
         for rel, data in files.items():
             target = (scratch / "files" / rel).resolve()
@@ -252,8 +273,9 @@ class Kernel:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
         self.kernel_dir = scratch / "kernel"
-        km = SandboxedKernelManager(transport="ipc", ip=str(self.kernel_dir / "k"),
-                                    connection_file=str(self.kernel_dir / "kernel.json"))
+        km = SandboxedKernelManager(
+            transport="ipc", ip=str(self.kernel_dir / "k"), connection_file=str(self.kernel_dir / "kernel.json")
+        )
         cpu = limits.total + 30
         km.prefix = sandbox.prlimit_argv(limits, cpu)
         if kind == "bwrap":
@@ -267,9 +289,18 @@ class Kernel:
         km.kernel_spec.interrupt_mode = "message"
         self.km = km
         self.client = GradingClient(
-            nb, km, budget=budget, timeout=limits.timeout, interrupt_on_timeout=True, allow_errors=True,
-            raise_on_iopub_timeout=True, iopub_timeout=4, startup_timeout=60, record_timing=False,
-            shutdown_kernel="immediate")
+            nb,
+            km,
+            budget=budget,
+            timeout=limits.timeout,
+            interrupt_on_timeout=True,
+            allow_errors=True,
+            raise_on_iopub_timeout=True,
+            iopub_timeout=4,
+            startup_timeout=60,
+            record_timing=False,
+            shutdown_kernel="immediate",
+        )
         self.log_path = self.kernel_dir / "kernel.log"
         self.peak = 0
         self.over_disk = False
@@ -279,8 +310,9 @@ class Kernel:
 
     async def start(self) -> dict:
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in shutdown
-        await self.km.start_kernel(env=sandbox.kernel_env(self.scratch, self.kind), cwd=str(self.scratch),
-                                   stdout=self._log, stderr=self._log)
+        await self.km.start_kernel(
+            env=sandbox.kernel_env(self.scratch, self.kind), cwd=str(self.scratch), stdout=self._log, stderr=self._log
+        )
         self.started = True
         self._watch = asyncio.ensure_future(self._watchdog())
         await self.client.async_start_new_kernel_client()
@@ -405,8 +437,7 @@ def _death(code, log_path: Path, peak: int = 0, limit: int = 0, kind: str = "non
 
 
 def _not_run_output(reason: str):
-    return NotebookNode(output_type="error", ename="NotExecuted", evalue=reason,
-                        traceback=[f"NotExecuted: {reason}"])
+    return NotebookNode(output_type="error", ename="NotExecuted", evalue=reason, traceback=[f"NotExecuted: {reason}"])
 
 
 def _mark_not_run(nb, start: int, reason: str) -> None:
@@ -418,18 +449,22 @@ def _mark_not_run(nb, start: int, reason: str) -> None:
 
 
 def _memory_error(nb) -> bool:
-    return any(o.get("output_type") == "error" and o.get("ename") == "MemoryError"
-               for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    return any(
+        o.get("output_type") == "error" and o.get("ename") == "MemoryError"
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+    )
 
 
 def _timed_out(cell) -> bool:
-    return any(o.get("output_type") == "error" and o.get("ename") == "CellTimeoutError"
-               for o in cell.get("outputs", []))
+    return any(
+        o.get("output_type") == "error" and o.get("ename") == "CellTimeoutError" for o in cell.get("outputs", [])
+    )
 
 
 # ------------------------------------------------------------------------------ one notebook
-async def run_notebook(nb, job: Job, instructor: dict[str, tuple[str, str]], base: Path,
-                       kind: str) -> NotebookResult:
+async def run_notebook(nb, job: Job, instructor: dict[str, tuple[str, str]], base: Path, kind: str) -> NotebookResult:
     """Execute ``nb`` in place in the two kernels; the outcome."""
     from .relay import Relay
 
@@ -442,8 +477,12 @@ async def run_notebook(nb, job: Job, instructor: dict[str, tuple[str, str]], bas
     tests = Kernel("tests", shadow, base / "tests", job.course_files, limits, kind, budget)
     started = time.monotonic()
     deadline = started + limits.total
-    relay = Relay(str(student.kernel_dir / "relay.sock"), str(tests.kernel_dir / "relay.sock"),
-                  timeout=limits.timeout, interrupt=student.interrupt)
+    relay = Relay(
+        str(student.kernel_dir / "relay.sock"),
+        str(tests.kernel_dir / "relay.sock"),
+        timeout=limits.timeout,
+        interrupt=student.interrupt,
+    )
     try:
         try:
             infos = await asyncio.gather(student.start(), tests.start())
@@ -469,13 +508,14 @@ async def run_notebook(nb, job: Job, instructor: dict[str, tuple[str, str]], bas
     return NotebookResult(nbformat.writes(nb), status, detail, notes, time.monotonic() - started)
 
 
-async def _run_cells(nb, instructor, student: Kernel, tests: Kernel, relay, deadline: float,
-                     notes: list[str]) -> tuple[str, str]:
+async def _run_cells(
+    nb, instructor, student: Kernel, tests: Kernel, relay, deadline: float, notes: list[str]
+) -> tuple[str, str]:
     limits = student.limits
     kinds = roles(nb, instructor)
-    defined: set[str] = set()       # names the student's cells bind
-    setup_names: set[str] = set()   # names the instructor's setup cells bind
-    source: list[str] = []          # setup and student cells so far, as text (for check_not_autodiff)
+    defined: set[str] = set()  # names the student's cells bind
+    setup_names: set[str] = set()  # names the instructor's setup cells bind
+    source: list[str] = []  # setup and student cells so far, as text (for check_not_autodiff)
     for index, cell in enumerate(nb.cells):
         role = kinds[index]
         if not role:
@@ -488,23 +528,27 @@ async def _run_cells(nb, instructor, student: Kernel, tests: Kernel, relay, dead
         if role == "test":
             gid = cell.metadata.nbgrader.grade_id
             names = sorted((defined - setup_names) & used_names(instructor[gid][1]))
-            stop = await _run_test(cell, index, instructor[gid][1], names, CELL_SEPARATOR.join(source),
-                                   student, tests, relay, timeout)
+            stop = await _run_test(
+                cell, index, instructor[gid][1], names, CELL_SEPARATOR.join(source), student, tests, relay, timeout
+            )
             if stop is not None:
                 _mark_not_run(nb, index + 1, f"the kernel stopped ({stop[1]}) before this cell ran")
                 return stop
             continue
         if role == "setup":
             gid = cell.metadata.nbgrader.grade_id
-            trusted = NotebookNode(cell_type="code", source=instructor[gid][1], metadata={}, outputs=[],
-                                   execution_count=None)
+            trusted = NotebookNode(
+                cell_type="code", source=instructor[gid][1], metadata={}, outputs=[], execution_count=None
+            )
             setup_names |= defined_names(trusted.source)
             source.append(python_source(trusted.source))
             done = await tests.execute(trusted, index, timeout)
             if any(o.get("output_type") == "error" for o in done.outputs):
                 err = next(o for o in done.outputs if o.get("output_type") == "error")
-                notes.append(f"the setup cell {gid} failed in the tests' kernel: {err.get('ename')}: "
-                             f"{str(err.get('evalue'))[:200]}")
+                notes.append(
+                    f"the setup cell {gid} failed in the tests' kernel: {err.get('ename')}: "
+                    f"{str(err.get('evalue'))[:200]}"
+                )
         else:
             defined |= defined_names(cell.source)
             source.append(python_source(cell.source))
@@ -526,14 +570,14 @@ async def _run_cells(nb, instructor, student: Kernel, tests: Kernel, relay, dead
     return "graded", ""
 
 
-async def _run_test(cell, index, test_source, names, source, student: Kernel, tests: Kernel, relay,
-                    timeout: float):
+async def _run_test(cell, index, test_source, names, source, student: Kernel, tests: Kernel, relay, timeout: float):
     """One test cell in the tests' kernel, with the student's kernel serving its calls.
     Returns a status when grading must stop, else None."""
     serving = None
     if not relay.dead and await student.alive():
-        serving = student.client.kc.execute(SERVE.format(path=str(relay.student_path)), silent=True,
-                                            store_history=False, allow_stdin=False)
+        serving = student.client.kc.execute(
+            SERVE.format(path=str(relay.student_path)), silent=True, store_history=False, allow_stdin=False
+        )
         if not await relay.wait_for_student(10.0):
             relay.mark_dead("the student's kernel did not start serving the tests")
     bind = await tests.silent(BIND.format(path=str(relay.trusted_path), names=names, source=source), 30.0)
@@ -583,5 +627,3 @@ def execute_job(job: Job) -> JobResult:
     finally:
         shutil.rmtree(base, ignore_errors=True)
     return JobResult(job.student, results, kind, socket.gethostname(), time.perf_counter() - t0)
-
-

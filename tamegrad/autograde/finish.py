@@ -100,15 +100,24 @@ class RedactHiddenTests(ClearHiddenTests):
 
     def preprocess_cell(self, cell, resources, cell_index):
         md = cell.get("metadata", {}).get("nbgrader", {})
-        if (cell.cell_type != "code" or self.begin_test_delimeter not in cell.source
-                or not md.get("grade") or md.get("solution")):
+        if (
+            cell.cell_type != "code"
+            or self.begin_test_delimeter not in cell.source
+            or not md.get("grade")
+            or md.get("solution")
+        ):
             # only test cells hold hidden tests: a student's cell that merely contains the
             # marker text is the student's own and is shown as it is
             return cell, resources
         hidden = hidden_lines(cell.source, self.begin_test_delimeter, self.end_test_delimeter)
-        secret = [ln.strip() for i, ln in enumerate(cell.source.split("\n"), start=1)
-                  if i in hidden and len(ln.strip()) >= 8 and self.begin_test_delimeter not in ln
-                  and self.end_test_delimeter not in ln]
+        secret = [
+            ln.strip()
+            for i, ln in enumerate(cell.source.split("\n"), start=1)
+            if i in hidden
+            and len(ln.strip()) >= 8
+            and self.begin_test_delimeter not in ln
+            and self.end_test_delimeter not in ln
+        ]
         outputs = list(cell.get("outputs", []))
         errors = [o for o in outputs if o.get("output_type") == "error"]
         stderr = any(o.get("output_type") == "stream" and o.get("name") == "stderr" for o in outputs)
@@ -126,14 +135,20 @@ class RedactHiddenTests(ClearHiddenTests):
             visible = line is not None and line not in hidden
             if visible and not any(s in evalue or s in ename for s in secret):
                 shown = evalue if len(evalue) <= MAX_MESSAGE else evalue[:MAX_MESSAGE] + " [...]"
-                cell.outputs = [NotebookNode(output_type="error", ename=ename, evalue=shown,
-                                             traceback=[f"{ename}: {shown}"])]
+                cell.outputs = [
+                    NotebookNode(output_type="error", ename=ename, evalue=shown, traceback=[f"{ename}: {shown}"])
+                ]
                 return cell, resources
         names = sorted({str(o.get("ename")) for o in errors if o.get("ename")})
         what = ", ".join(names) or "output on stderr"
-        cell.outputs = [NotebookNode(output_type="error", ename=names[0] if names else "TestFailed",
-                                     evalue=f"a test in this cell failed ({HIDDEN_NOTE})",
-                                     traceback=[f"Test failed ({what}); {HIDDEN_NOTE}."])]
+        cell.outputs = [
+            NotebookNode(
+                output_type="error",
+                ename=names[0] if names else "TestFailed",
+                evalue=f"a test in this cell failed ({HIDDEN_NOTE})",
+                traceback=[f"Test failed ({what}); {HIDDEN_NOTE}."],
+            )
+        ]
         return cell, resources
 
 
@@ -149,10 +164,10 @@ def feedback_exporter(config):
     if "template_name" not in cfg.HTMLExporter:
         cfg.HTMLExporter.template_name = "feedback"
     if "extra_template_basedirs" not in cfg.HTMLExporter:
-        cfg.HTMLExporter.extra_template_basedirs = [
-            os.path.join(base, "server_extensions", "formgrader", "templates")]
-    cfg.HTMLExporter.extra_template_paths = [os.path.join(
-        base, "server_extensions", "formgrader", "static", "node_modules", "bootstrap", "dist", "css")]
+        cfg.HTMLExporter.extra_template_basedirs = [os.path.join(base, "server_extensions", "formgrader", "templates")]
+    cfg.HTMLExporter.extra_template_paths = [
+        os.path.join(base, "server_extensions", "formgrader", "static", "node_modules", "bootstrap", "dist", "css")
+    ]
     exporter = HTMLExporter(config=cfg)
     exporter._preprocessors = []
     for pp in (SafeMarkup, RedactHiddenTests, GetGrades, CSSHTMLHeaderPreprocessor):
@@ -161,9 +176,11 @@ def feedback_exporter(config):
 
 
 def resources_for(coursedir, assignment: str, student: str, notebook: str) -> dict:
-    return {"unique_key": notebook, "output_files_dir": f"{notebook}_files",
-            "nbgrader": {"student": student, "assignment": assignment, "notebook": notebook,
-                         "db_url": coursedir.db_url}}
+    return {
+        "unique_key": notebook,
+        "output_files_dir": f"{notebook}_files",
+        "nbgrader": {"student": student, "assignment": assignment, "notebook": notebook, "db_url": coursedir.db_url},
+    }
 
 
 def save(coursedir, exporter, assignment: str, student: str, notebook: str, nb_text: str) -> Path:

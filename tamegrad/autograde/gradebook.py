@@ -52,7 +52,7 @@ def normalise_db_url(url: str) -> str:
 
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            rest = url[len(prefix):]
+            rest = url[len(prefix) :]
             if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
                 return "postgresql+psycopg2://" + rest
             return "postgresql://" + rest
@@ -100,7 +100,8 @@ def ensure_assignment(coursedir, config, assignment: str, log) -> list[str]:
     if not source_notebooks(coursedir, assignment):
         raise LookupError(
             f"assignment {assignment!r} is not in the gradebook ({coursedir.db_url}) and has no "
-            f"source notebook in {coursedir.format_path(coursedir.source_directory, '.', assignment)}")
+            f"source notebook in {coursedir.format_path(coursedir.source_directory, '.', assignment)}"
+        )
     from nbgrader.converters import GenerateAssignment
     from traitlets.config import Config
 
@@ -149,7 +150,9 @@ def cell_layout(coursedir, assignment: str) -> list[tuple[str, str, float, bool]
         for nb in sorted(a.notebooks, key=lambda n: n.name):
             order = {c.name: i for i, c in enumerate(nb.source_cells)}
             for c in sorted(nb.grade_cells, key=lambda c: order.get(c.name, 1e9)):
-                out.append((nb.name, c.name, float(c.max_score), c.cell_type == "code" and not _is_solution(nb, c.name)))
+                out.append(
+                    (nb.name, c.name, float(c.max_score), c.cell_type == "code" and not _is_solution(nb, c.name))
+                )
     return out
 
 
@@ -196,6 +199,11 @@ def scores(coursedir, assignment: str, student: str) -> dict | None:
             for g in nb.grades:
                 cells[f"{nb.name}/{g.name}"] = g.score
         penalty = sub.late_submission_penalty or 0.0
-        return {"raw_score": float(sub.score), "late_penalty": float(penalty),
-                "score": float(sub.score) - float(penalty), "max_score": float(sub.max_score),
-                "needs_manual_grade": bool(sub.needs_manual_grade), "cells": cells}
+        return {
+            "raw_score": float(sub.score),
+            "late_penalty": float(penalty),
+            "score": float(sub.score) - float(penalty),
+            "max_score": float(sub.max_score),
+            "needs_manual_grade": bool(sub.needs_manual_grade),
+            "cells": cells,
+        }

@@ -119,8 +119,13 @@ class CanvasExport(_LmsExport):
         return [["Points Possible", "", "", "", "", *possible]]
 
     def identity(self, row: dict[str, str]) -> list[str]:
-        return [row.get("name", ""), row.get("canvas_id", ""), row.get("sis_user_id", ""),
-                row.get("sis_login_id", ""), row.get("section", "")]
+        return [
+            row.get("name", ""),
+            row.get("canvas_id", ""),
+            row.get("sis_user_id", ""),
+            row.get("sis_login_id", ""),
+            row.get("section", ""),
+        ]
 
 
 class MoodleExport(_LmsExport):

@@ -48,8 +48,12 @@ def student_error(type_name: str, message: str) -> StudentError:
     cls = _classes.get(type_name)
     if cls is None:
         base = getattr(builtins, type_name, None)
-        if isinstance(base, type) and issubclass(base, Exception) and type_name not in _NOT_RAISED \
-                and not issubclass(base, StudentError):
+        if (
+            isinstance(base, type)
+            and issubclass(base, Exception)
+            and type_name not in _NOT_RAISED
+            and not issubclass(base, StudentError)
+        ):
             cls = type(type_name, (StudentError, base), {"type_name": type_name, "__module__": "student"})
         else:
             name = type_name if type_name.isidentifier() else "StudentError"
@@ -138,8 +142,14 @@ def call(path: str, name: str, args: tuple, kwargs: dict):
     __tracebackhide__ = True
     callables: list = []
     enc = wire.Encoder(callables, _student_name)
-    request = {"op": "call", "id": next(_ids), "name": name, "args": enc.encode(list(args)),
-               "kwargs": {"$dict": [[k, enc.encode(v)] for k, v in kwargs.items()]}, "errstate": _errstate()}
+    request = {
+        "op": "call",
+        "id": next(_ids),
+        "name": name,
+        "args": enc.encode(list(args)),
+        "kwargs": {"$dict": [[k, enc.encode(v)] for k, v in kwargs.items()]},
+        "errstate": _errstate(),
+    }
     try:
         reply = _exchange(_socket(path), request, callables, path)
         if reply["op"] == "raise":
@@ -152,8 +162,10 @@ def call(path: str, name: str, args: tuple, kwargs: dict):
         after_args, after_kwargs = dec.decode(reply.get("args")), dec.decode(reply.get("kwargs"))
     except (wire.WireError, EOFError, OSError) as exc:
         _conn.pop(path, None)
-        raise student_error("WireError" if isinstance(exc, wire.WireError) else "ConnectionError",
-                            f"the student's kernel gave no usable answer to {name}(): {exc}") from None
+        raise student_error(
+            "WireError" if isinstance(exc, wire.WireError) else "ConnectionError",
+            f"the student's kernel gave no usable answer to {name}(): {exc}",
+        ) from None
     _print(reply.get("stdout"))
     if type(after_args) is list and len(after_args) == len(args):
         for before, after in zip(args, after_args):
@@ -272,8 +284,7 @@ def bind(namespace: dict, path: str, names: list[str], source: str) -> list[str]
             namespace[name] = StudentFunction(name, path, source)
         elif kind == "value":
             try:
-                namespace[name] = wire.decode(info.get("value"),
-                                              student=lambda n: StudentFunction(n, path, source))
+                namespace[name] = wire.decode(info.get("value"), student=lambda n: StudentFunction(n, path, source))
             except wire.WireError:
                 namespace.pop(name, None)
                 continue

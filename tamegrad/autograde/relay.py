@@ -34,34 +34,42 @@ from . import wire
 @dataclass
 class RelayStats:
     calls: int = 0
-    timeouts: int = 0           # calls the student's side did not answer in time
-    cell_timeouts: int = 0      # cells (either kernel) interrupted at the per-cell limit
+    timeouts: int = 0  # calls the student's side did not answer in time
+    cell_timeouts: int = 0  # cells (either kernel) interrupted at the per-cell limit
     too_large: int = 0
     notes: list[str] = field(default_factory=list)
 
 
 class Relay:
-    def __init__(self, student_path: str, trusted_path: str, *, timeout: float, interrupt,
-                 grace: float = 3.0, max_message: int = wire.MAX_MESSAGE):
+    def __init__(
+        self,
+        student_path: str,
+        trusted_path: str,
+        *,
+        timeout: float,
+        interrupt,
+        grace: float = 3.0,
+        max_message: int = wire.MAX_MESSAGE,
+    ):
         self.student_path, self.trusted_path = student_path, trusted_path
         self.timeout, self.grace, self.max_message = timeout, grace, max_message
-        self.interrupt = interrupt          # async callable: interrupt the student's kernel
+        self.interrupt = interrupt  # async callable: interrupt the student's kernel
         self.stats = RelayStats()
-        self.dead = ""                      # why the student's side no longer answers
+        self.dead = ""  # why the student's side no longer answers
         self._student: asyncio.StreamWriter | None = None
         self._student_ready = asyncio.Event()
         self._trusted: asyncio.StreamWriter | None = None
-        self._pending: int | None = None    # id of the call the student's side must answer
+        self._pending: int | None = None  # id of the call the student's side must answer
         self._deadline: float | None = None
         self._answered = asyncio.Event()
         self._servers: list = []
         self._watch: asyncio.Task | None = None
 
     async def start(self) -> None:
-        self._servers = [await asyncio.start_unix_server(self._on_student, path=self.student_path,
-                                                         limit=1 << 16),
-                         await asyncio.start_unix_server(self._on_trusted, path=self.trusted_path,
-                                                         limit=1 << 16)]
+        self._servers = [
+            await asyncio.start_unix_server(self._on_student, path=self.student_path, limit=1 << 16),
+            await asyncio.start_unix_server(self._on_trusted, path=self.trusted_path, limit=1 << 16),
+        ]
         self._watch = asyncio.ensure_future(self._watchdog())
 
     async def close(self) -> None:
@@ -115,8 +123,9 @@ class Relay:
     async def _fail_pending(self, kind: str, message: str) -> None:
         rid, self._pending, self._deadline = self._pending, None, None
         if rid is not None:
-            await self._to_trusted(json.dumps({"op": "raise", "id": rid, "type": kind, "message": message,
-                                               "stdout": ""}).encode())
+            await self._to_trusted(
+                json.dumps({"op": "raise", "id": rid, "type": kind, "message": message, "stdout": ""}).encode()
+            )
 
     async def _on_trusted(self, reader, writer) -> None:
         self._trusted = writer

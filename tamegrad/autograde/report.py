@@ -17,15 +17,28 @@ import unicodedata
 from collections import Counter
 from pathlib import Path
 
-FIXED = ["student_id", "assignment", "score", "max_score", "status", "raw_score", "late_penalty",
-         "needs_manual_grade", "detail", "notes", "sandbox", "fingerprint", "graded_at"]
+FIXED = [
+    "student_id",
+    "assignment",
+    "score",
+    "max_score",
+    "status",
+    "raw_score",
+    "late_penalty",
+    "needs_manual_grade",
+    "detail",
+    "notes",
+    "sandbox",
+    "fingerprint",
+    "graded_at",
+]
 STATUS_MEANING = {
     "graded": "ran to the end (wrong answers included)",
     "timeout": "a cell ran past the time limit; it was interrupted, the rest still ran",
     "memory": "ran out of memory",
     "crashed": "the kernel died (os._exit, a segfault, ...); cells that did not run score 0",
     "invalid": "not gradable: the notebook is not valid JSON or not a notebook, or the student id "
-               "cannot be stored by nbgrader (the reason is in 'detail'); 0",
+    "cannot be stored by nbgrader (the reason is in 'detail'); 0",
     "missing": "no notebook submitted; 0",
     "error": "the grader itself failed on this submission (not the student's doing)",
 }
@@ -90,7 +103,8 @@ class Table:
             raise NotOurs(
                 f"{path} exists and was not written by tamegrad grade (its columns begin "
                 f"{', '.join(columns[:4]) or '(none)'}; nbgrader export writes grades.csv too). It is left "
-                "alone: move it, or choose another file with --grades FILE.")
+                "alone: move it, or choose another file with --grades FILE."
+            )
         self.cell_columns = [c for c in columns if c not in FIXED]
         self.rows = {(r["student_id"], r["assignment"]): r for r in rows}
 
@@ -124,8 +138,18 @@ def shown(text) -> str:
     return "".join(out)
 
 
-def summary(rows: list[dict], *, assignment: str, seconds: float, workers: str, sandbox: str,
-            out: Path, skipped: int, intake_notes: list[str] = (), grades: Path | None = None) -> str:
+def summary(
+    rows: list[dict],
+    *,
+    assignment: str,
+    seconds: float,
+    workers: str,
+    sandbox: str,
+    out: Path,
+    skipped: int,
+    intake_notes: list[str] = (),
+    grades: Path | None = None,
+) -> str:
     mine = [r for r in rows if r["assignment"] == assignment]
     counts = Counter(r["status"] for r in mine)
     scores = [float(r["score"]) for r in mine if r.get("score") not in ("", None)]
@@ -138,8 +162,10 @@ def summary(rows: list[dict], *, assignment: str, seconds: float, workers: str, 
         if counts.get(status):
             lines.append(f"  {status:8s} {counts[status]:4d}  {STATUS_MEANING[status]}")
     if scores:
-        lines.append(f"  score: mean {statistics.fmean(scores):.2f}, median {statistics.median(scores):g}, "
-                     f"min {min(scores):g}, max {max(scores):g} (out of {max_score})")
+        lines.append(
+            f"  score: mean {statistics.fmean(scores):.2f}, median {statistics.median(scores):g}, "
+            f"min {min(scores):g}, max {max(scores):g} (out of {max_score})"
+        )
     for note in list(intake_notes)[:10]:
         lines.append(f"  intake: {shown(note)[:200]}")
     if len(intake_notes) > 10:
@@ -150,6 +176,8 @@ def summary(rows: list[dict], *, assignment: str, seconds: float, workers: str, 
         lines.append(f"  - {shown(r['student_id'])[:80]}: {r['status']}, {r.get('score', '')}  {shown(why)[:160]}")
     if len(odd) > 30:
         lines.append(f"  ... and {len(odd) - 30} more (see grades.csv)")
-    lines.append(f"  grades: {grades or out / 'grades.csv'}; notebooks: {out / 'autograded'}; feedback: {out / 'feedback'}")
+    lines.append(
+        f"  grades: {grades or out / 'grades.csv'}; notebooks: {out / 'autograded'}; feedback: {out / 'feedback'}"
+    )
     lines.append(f"  what the class got wrong: tamegrad report {shown(assignment)} --out {out}")
     return "\n".join(lines)

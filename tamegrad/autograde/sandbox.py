@@ -36,8 +36,16 @@ from pathlib import Path
 
 # Files of /etc that a Python kernel reads (dynamic linker, user names, time zone, fonts).
 ETC_FILES = (
-    "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/passwd", "/etc/group",
-    "/etc/nsswitch.conf", "/etc/localtime", "/etc/fonts", "/etc/alternatives", "/etc/mime.types",
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/nsswitch.conf",
+    "/etc/localtime",
+    "/etc/fonts",
+    "/etc/alternatives",
+    "/etc/mime.types",
 )
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 
@@ -46,16 +54,16 @@ SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 class Limits:
     """What one submission may use. Sizes in bytes, times in seconds."""
 
-    timeout: int = 30                 # wall clock per cell, and per call of a student function
-    memory: int = 2 * 1024**3         # address space of each kernel process
-    file_size: int = 256 * 1024**2    # largest file a kernel may write
+    timeout: int = 30  # wall clock per cell, and per call of a student function
+    memory: int = 2 * 1024**3  # address space of each kernel process
+    file_size: int = 256 * 1024**2  # largest file a kernel may write
     open_files: int = 256
-    total_seconds: int = 0            # wall clock (and CPU) for the whole submission; 0: 10 x timeout
-    disk: int = 256 * 1024**2         # the tmpfs that holds the working directory, HOME and /tmp
-    kernel_dir: int = 64 * 1024**2    # what the kernel may write where its sockets live (on the host)
-    output_chars: int = 2_000_000     # characters of output kept per cell (the rest is dropped)
+    total_seconds: int = 0  # wall clock (and CPU) for the whole submission; 0: 10 x timeout
+    disk: int = 256 * 1024**2  # the tmpfs that holds the working directory, HOME and /tmp
+    kernel_dir: int = 64 * 1024**2  # what the kernel may write where its sockets live (on the host)
+    output_chars: int = 2_000_000  # characters of output kept per cell (the rest is dropped)
     notebook_chars: int = 20_000_000  # characters of output kept in one notebook
-    error_chars: int = 20_000         # characters of an error's name, value and traceback
+    error_chars: int = 20_000  # characters of an error's name, value and traceback
 
     @property
     def total(self) -> int:
@@ -114,8 +122,9 @@ def bubblewrap_path() -> str | None:
     return shutil.which("bwrap")
 
 
-def bubblewrap_argv(scratch: Path, python: str = sys.executable, disk: int = 256 * 1024**2,
-                    hide: tuple[str, ...] = ()) -> list[str]:
+def bubblewrap_argv(
+    scratch: Path, python: str = sys.executable, disk: int = 256 * 1024**2, hide: tuple[str, ...] = ()
+) -> list[str]:
     """The ``bwrap`` prefix for a kernel of ``scratch`` (see :func:`make_scratch`).
 
     Inside: ``/tmp`` is a private tmpfs of ``disk`` bytes (the working directory
@@ -153,8 +162,7 @@ def bubblewrap_argv(scratch: Path, python: str = sys.executable, disk: int = 256
         deny = scratch / "deny_init.py"
         deny.write_text('raise ImportError("this package is not available in this assignment\'s sandbox")\n')
         for d in hide:
-            argv += ["--size", "65536", "--tmpfs", d, "--ro-bind", str(deny), d + "/__init__.py",
-                     "--remount-ro", d]
+            argv += ["--size", "65536", "--tmpfs", d, "--ro-bind", str(deny), d + "/__init__.py", "--remount-ro", d]
     argv += ["--proc", "/proc", "--dev", "/dev"]
     argv += ["--ro-bind", str(scratch / "files"), "/submission"]
     kernel = str(scratch / "kernel")
@@ -181,10 +189,27 @@ def prlimit_argv(limits: Limits, cpu_seconds: int) -> list[str]:
     exe = shutil.which("prlimit")
     if exe is None:
         # the same limits through a Python shim that calls setrlimit and then execs
-        return [sys.executable, "-I", "-m", "tamegrad.autograde.sandbox", "--limits",
-                str(limits.memory), str(limits.file_size), str(limits.open_files), str(cpu_seconds), "--"]
-    return [exe, f"--as={limits.memory}", f"--fsize={limits.file_size}",
-            f"--nofile={limits.open_files}", f"--cpu={cpu_seconds}", f"--core=0", "--"]
+        return [
+            sys.executable,
+            "-I",
+            "-m",
+            "tamegrad.autograde.sandbox",
+            "--limits",
+            str(limits.memory),
+            str(limits.file_size),
+            str(limits.open_files),
+            str(cpu_seconds),
+            "--",
+        ]
+    return [
+        exe,
+        f"--as={limits.memory}",
+        f"--fsize={limits.file_size}",
+        f"--nofile={limits.open_files}",
+        f"--cpu={cpu_seconds}",
+        "--core=0",
+        "--",
+    ]
 
 
 @lru_cache(maxsize=4)
@@ -221,8 +246,10 @@ def choose(mode: str) -> tuple[str, str]:
 
 def describe(kind: str) -> str:
     if kind == "bwrap":
-        return ("bubblewrap: no network, read-only system, writes only to a size-limited tmpfs, resource limits; "
-                "student code and tests in separate kernels")
+        return (
+            "bubblewrap: no network, read-only system, writes only to a size-limited tmpfs, resource limits; "
+            "student code and tests in separate kernels"
+        )
     return "NONE: resource limits and a private working directory only (no file-system or network isolation)"
 
 
@@ -231,22 +258,26 @@ def kernel_env(scratch: Path, kind: str) -> dict[str, str]:
     keep = ("LANG", "LC_ALL", "TZ")
     env = {k: os.environ[k] for k in keep if k in os.environ}
     tmp = "/tmp" if kind == "bwrap" else str(scratch / "tmp")
-    env.update({
-        "PATH": os.path.dirname(os.path.abspath(sys.executable)) + ":/usr/local/bin:/usr/bin:/bin",
-        "HOME": tmp + "/home",
-        "TMPDIR": tmp,
-        "IPYTHONDIR": tmp + "/ipython",
-        "JUPYTER_RUNTIME_DIR": str(scratch / "kernel"),
-        "JUPYTER_CONFIG_DIR": tmp + "/jupyter",
-        "JUPYTER_DATA_DIR": tmp + "/jupyter",
-        "MPLCONFIGDIR": tmp + "/matplotlib",
-        "MPLBACKEND": "module://matplotlib_inline.backend_inline",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
-        "NBGRADER_EXECUTION": "autograde",
-        # one thread per kernel: the workers already use every core
-        "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-    })
+    env.update(
+        {
+            "PATH": os.path.dirname(os.path.abspath(sys.executable)) + ":/usr/local/bin:/usr/bin:/bin",
+            "HOME": tmp + "/home",
+            "TMPDIR": tmp,
+            "IPYTHONDIR": tmp + "/ipython",
+            "JUPYTER_RUNTIME_DIR": str(scratch / "kernel"),
+            "JUPYTER_CONFIG_DIR": tmp + "/jupyter",
+            "JUPYTER_DATA_DIR": tmp + "/jupyter",
+            "MPLCONFIGDIR": tmp + "/matplotlib",
+            "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+            "NBGRADER_EXECUTION": "autograde",
+            # one thread per kernel: the workers already use every core
+            "OMP_NUM_THREADS": "1",
+            "OPENBLAS_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+        }
+    )
     return env
 
 

@@ -74,6 +74,7 @@ class RestoreCellMetadata(NbGraderPreprocessor):
     def preprocess_cell(self, cell, resources, index):
         return cell, resources
 
+
 def _released_source(source: str) -> str:
     """A test cell's source as nbgrader releases it: its hidden regions cut out."""
     cell = NotebookNode(cell_type="code", source=source, metadata={}, outputs=[], execution_count=None)
@@ -98,8 +99,9 @@ class QuietOverwriteCells(OverwriteCells):
         if grade_id is not None:
             try:
                 src = self.gradebook.find_source_cell(grade_id, self.notebook_id, self.assignment_id)
-                self._released = src.locked and cell.source == _released_source(src.source) \
-                    and cell.source != src.source
+                self._released = (
+                    src.locked and cell.source == _released_source(src.source) and cell.source != src.source
+                )
             except MissingEntry:
                 pass
         return super().preprocess_cell(cell, resources, cell_index)
@@ -133,18 +135,23 @@ class ReaddingOverwriteCells(QuietOverwriteCells):
         source_cells = {c.name: c for c in source_nb.source_cells}
         solution_ids = {c.name for c in source_nb.solution_cells}
         for grade_cell in source_nb.grade_cells:
-            present = {c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells
-                       if utils.is_grade(c) or utils.is_solution(c) or utils.is_locked(c)}
+            present = {
+                c.metadata.get("nbgrader", {}).get("grade_id")
+                for c in nb.cells
+                if utils.is_grade(c) or utils.is_solution(c) or utils.is_locked(c)
+            }
             if grade_cell.name in present:
                 continue
             self.log.warning("Missing grade cell %s encountered, adding to notebook", grade_cell.name)
-            new = self.missing_cell_transform(source_cells[grade_cell.name], grade_cell.max_score,
-                                              is_solution=grade_cell.name in solution_ids)
+            new = self.missing_cell_transform(
+                source_cells[grade_cell.name], grade_cell.max_score, is_solution=grade_cell.name in solution_ids
+            )
             at = 0
             idx = source_ids.index(grade_cell.name) if grade_cell.name in source_ids else 0
             for prev in reversed(source_ids[:idx]):
-                pos = next((i for i, c in enumerate(nb.cells)
-                            if c.metadata.get("nbgrader", {}).get("grade_id") == prev), None)
+                pos = next(
+                    (i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == prev), None
+                )
                 if pos is not None:
                     at = pos + 1
                     break
@@ -159,8 +166,11 @@ def _source_order(resources) -> dict[str, int]:
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
-    return {c.metadata.get("nbgrader", {}).get("grade_id"): i for i, c in enumerate(nb.cells)
-            if c.metadata.get("nbgrader", {}).get("grade_id")}
+    return {
+        c.metadata.get("nbgrader", {}).get("grade_id"): i
+        for i, c in enumerate(nb.cells)
+        if c.metadata.get("nbgrader", {}).get("grade_id")
+    }
 
 
 def sanitize_exporter(config, autograde):
@@ -182,8 +192,9 @@ def sanitize_exporter(config, autograde):
     return exporter
 
 
-def prepare(autograde, exporter, assignment: str, student: str, notebooks: dict[str, Path],
-            source_dir: Path) -> dict[str, dict]:
+def prepare(
+    autograde, exporter, assignment: str, student: str, notebooks: dict[str, Path], source_dir: Path
+) -> dict[str, dict]:
     """Sanitise each submitted notebook: {name: {"text": json} or {"invalid": reason}}."""
     out = {}
     for name, path in notebooks.items():
@@ -217,16 +228,68 @@ def readable_notebooks(notebooks: dict[str, Path]) -> tuple[dict[str, Path], dic
 
 
 # -- markup: nothing a student wrote runs in a browser ---------------------------------------
-SAFE_TAGS = frozenset({
-    "a", "abbr", "b", "blockquote", "br", "caption", "code", "col", "colgroup", "dd", "del", "details",
-    "div", "dl", "dt", "em", "figcaption", "figure", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img",
-    "ins", "kbd", "li", "mark", "ol", "p", "pre", "q", "s", "samp", "small", "span", "strong", "sub",
-    "summary", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "u", "ul", "var"})
+SAFE_TAGS = frozenset(
+    {
+        "a",
+        "abbr",
+        "b",
+        "blockquote",
+        "br",
+        "caption",
+        "code",
+        "col",
+        "colgroup",
+        "dd",
+        "del",
+        "details",
+        "div",
+        "dl",
+        "dt",
+        "em",
+        "figcaption",
+        "figure",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "hr",
+        "i",
+        "img",
+        "ins",
+        "kbd",
+        "li",
+        "mark",
+        "ol",
+        "p",
+        "pre",
+        "q",
+        "s",
+        "samp",
+        "small",
+        "span",
+        "strong",
+        "sub",
+        "summary",
+        "sup",
+        "table",
+        "tbody",
+        "td",
+        "tfoot",
+        "th",
+        "thead",
+        "tr",
+        "u",
+        "ul",
+        "var",
+    }
+)
 SAFE_ATTRIBUTES = {"class", "title", "align", "colspan", "rowspan", "alt", "width", "height"}
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif")
 BASE64 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\n\r ")
-KEPT_OUTPUTS = {"text/plain", "text/latex", "image/png", "image/jpeg"}   # the template escapes them
-CLEANED_OUTPUTS = {"text/html", "text/markdown"}                         # kept after bleach
+KEPT_OUTPUTS = {"text/plain", "text/latex", "image/png", "image/jpeg"}  # the template escapes them
+CLEANED_OUTPUTS = {"text/html", "text/markdown"}  # kept after bleach
 
 
 def _allowed_attribute(tag: str, name: str, value: str) -> bool:
@@ -237,8 +300,7 @@ def _allowed_attribute(tag: str, name: str, value: str) -> bool:
         return value.startswith("#") or value.split(":", 1)[0].strip().lower() in ("http", "https", "mailto")
     if tag == "img" and name == "src":
         v = value.strip().lower()
-        return v.startswith(("http://", "https://")) or any(
-            v.startswith(f"data:{t};base64,") for t in IMAGE_TYPES)
+        return v.startswith(("http://", "https://")) or any(v.startswith(f"data:{t};base64,") for t in IMAGE_TYPES)
     return name in SAFE_ATTRIBUTES
 
 
@@ -249,8 +311,14 @@ def clean_html(html: str) -> str:
     ``style``, ``javascript:``/``data:`` URLs) is removed, comments are dropped."""
     import bleach
 
-    return bleach.clean(html, tags=SAFE_TAGS, attributes=_allowed_attribute,
-                        protocols={"http", "https", "mailto", "data"}, strip=False, strip_comments=True)
+    return bleach.clean(
+        html,
+        tags=SAFE_TAGS,
+        attributes=_allowed_attribute,
+        protocols={"http", "https", "mailto", "data"},
+        strip=False,
+        strip_comments=True,
+    )
 
 
 def _markup_is_safe(html: str) -> bool:
@@ -259,10 +327,14 @@ def _markup_is_safe(html: str) -> bool:
     import bleach
     from bleach import html5lib_shim
 
-    free = bleach.clean(html, tags=frozenset(html5lib_shim.HTML_TAGS) | {"svg", "math", "script"},
-                        attributes=lambda tag, name, value: True,
-                        protocols={"http", "https", "mailto", "data", "javascript", "vbscript", "file"},
-                        strip=False, strip_comments=True)
+    free = bleach.clean(
+        html,
+        tags=frozenset(html5lib_shim.HTML_TAGS) | {"svg", "math", "script"},
+        attributes=lambda tag, name, value: True,
+        protocols={"http", "https", "mailto", "data", "javascript", "vbscript", "file"},
+        strip=False,
+        strip_comments=True,
+    )
     return free == clean_html(html)
 
 
@@ -324,7 +396,9 @@ def safe_notebook(nb):
         if "attachments" in cell:
             cell.attachments = {
                 name: {t: v for t, v in (bundle or {}).items() if t in IMAGE_TYPES and _base64_image(v)}
-                for name, bundle in (cell.attachments or {}).items() if isinstance(bundle, dict)}
+                for name, bundle in (cell.attachments or {}).items()
+                if isinstance(bundle, dict)
+            }
         if cell.cell_type != "code":
             continue
         for out in cell.get("outputs", []):
@@ -335,15 +409,21 @@ def safe_notebook(nb):
                 value = data[key]
                 if key in CLEANED_OUTPUTS and isinstance(value, str):
                     data[key] = safe_markdown(value) if key == "text/markdown" else clean_html(value)
-                elif key not in KEPT_OUTPUTS or not isinstance(value, str) or (
-                        key.startswith("image/") and not _base64_image(value)):
+                elif (
+                    key not in KEPT_OUTPUTS
+                    or not isinstance(value, str)
+                    or (key.startswith("image/") and not _base64_image(value))
+                ):
                     del data[key]
             meta = out.get("metadata", {}) or {}
             kept = {}
             for key in ("image/png", "image/jpeg"):
                 sizes = meta.get(key) if isinstance(meta.get(key), dict) else {}
-                sizes = {k: int(v) for k, v in sizes.items()
-                         if k in ("width", "height") and isinstance(v, (int, float)) and not isinstance(v, bool)}
+                sizes = {
+                    k: int(v)
+                    for k, v in sizes.items()
+                    if k in ("width", "height") and isinstance(v, (int, float)) and not isinstance(v, bool)
+                }
                 if sizes:
                     kept[key] = sizes
             out["metadata"] = kept

@@ -58,8 +58,16 @@ class _Session:
         def call_back(*args, **kwargs):
             cid = next(self.ids)
             cb: list = []
-            wire.send(self.sock, {"op": "callback", "id": cid, "fn": index,
-                                  "args": wire.encode(list(args)), "kwargs": wire.encode(dict(kwargs))})
+            wire.send(
+                self.sock,
+                {
+                    "op": "callback",
+                    "id": cid,
+                    "fn": index,
+                    "args": wire.encode(list(args)),
+                    "kwargs": wire.encode(dict(kwargs)),
+                },
+            )
             while True:
                 reply = wire.recv(self.sock)
                 if reply.get("id") == cid and reply["op"] == "result":
@@ -100,25 +108,42 @@ class _Session:
             fn = self.ns[msg["name"]]
             args = decoder.decode(msg["args"])
             kwargs = decoder.decode(msg["kwargs"])
-            with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf), \
-                    np.errstate(**msg.get("errstate", {})):
+            with (
+                contextlib.redirect_stdout(buf),
+                contextlib.redirect_stderr(buf),
+                np.errstate(**msg.get("errstate", {})),
+            ):
                 value = fn(*args, **kwargs)
             enc = wire.Encoder(student_name=lambda x: None)
-            reply = {"op": "result", "id": msg["id"], "value": enc.encode(value),
-                     "args": _post(enc, args), "kwargs": _post(enc, kwargs), "stdout": buf.getvalue()}
+            reply = {
+                "op": "result",
+                "id": msg["id"],
+                "value": enc.encode(value),
+                "args": _post(enc, args),
+                "kwargs": _post(enc, kwargs),
+                "stdout": buf.getvalue(),
+            }
         except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt too: the test must go on
             kind, message = _exception(exc)
-            reply = {"op": "raise", "id": msg.get("id"), "type": kind, "message": message,
-                     "stdout": buf.getvalue()}
+            reply = {"op": "raise", "id": msg.get("id"), "type": kind, "message": message, "stdout": buf.getvalue()}
         try:
             wire.send(self.sock, reply)
         except wire.WireError as exc:
-            wire.send(self.sock, {"op": "raise", "id": msg.get("id"), "type": "WireError",
-                                  "message": str(exc)[:MESSAGE_CHARS], "stdout": ""})
+            wire.send(
+                self.sock,
+                {
+                    "op": "raise",
+                    "id": msg.get("id"),
+                    "type": "WireError",
+                    "message": str(exc)[:MESSAGE_CHARS],
+                    "stdout": "",
+                },
+            )
 
 
 def _post(enc, value):
     """The arguments after the call; ones that cannot be encoded (callables) become None."""
+
     def one(v):
         try:
             return enc.encode(v)

@@ -60,8 +60,15 @@ def compare(answers: dict[str, str], release_code: str, threshold: float = THRES
         root = Path(tmp)
         (root / "boilerplate").mkdir()
         (root / "boilerplate" / "release.py").write_text(release_code, encoding="utf-8")
-        detector = CopyDetector(noise_t=NOISE, guarantee_t=GUARANTEE, display_t=threshold, extensions=["py"],
-                                autoopen=False, silent=True, force_language="python")
+        detector = CopyDetector(
+            noise_t=NOISE,
+            guarantee_t=GUARANTEE,
+            display_t=threshold,
+            extensions=["py"],
+            autoopen=False,
+            silent=True,
+            force_language="python",
+        )
         detector.add_file(str(root / "boilerplate" / "release.py"), type="boilerplate")
         names = {}
         for i, (student, code) in enumerate(sorted(answers.items())):
@@ -70,8 +77,10 @@ def compare(answers: dict[str, str], release_code: str, threshold: float = THRES
             names[str(path)] = student
             detector.add_file(str(path))
         detector.run()
-        pairs = [Pair(names[a], names[b], float(sa), float(sb), _mark(ha), _mark(hb))
-                 for sa, sb, a, b, ha, hb, _ in detector.get_copied_code_list()]
+        pairs = [
+            Pair(names[a], names[b], float(sa), float(sb), _mark(ha), _mark(hb))
+            for sa, sb, a, b, ha, hb, _ in detector.get_copied_code_list()
+        ]
     return sorted(pairs, key=lambda p: -p.score)
 
 
@@ -114,17 +123,20 @@ def render(assignment: str, pairs: list[Pair], n_students: int, threshold: float
         f"<p>{n_students} submissions compared on their answer cells only (the release's stubs do not "
         f"count); {len(pairs)} pairs share at least {threshold:.0%} of one side's fingerprints. A high "
         "score is a reason to look, not a verdict: short answers to the same task can coincide.</p>",
-        "<table><tr><th>#</th><th>students</th><th>share of first in second</th>"
-        "<th>share of second in first</th></tr>",
+        "<table><tr><th>#</th><th>students</th><th>share of first in second</th><th>share of second in first</th></tr>",
     ]
     for i, p in enumerate(pairs, 1):
-        rows.append(f"<tr><td><a href='#pair-{i}'>{i}</a></td><td>{e(p.first)} ~ {e(p.second)}</td>"
-                    f"<td>{p.first_share:.0%}</td><td>{p.second_share:.0%}</td></tr>")
+        rows.append(
+            f"<tr><td><a href='#pair-{i}'>{i}</a></td><td>{e(p.first)} ~ {e(p.second)}</td>"
+            f"<td>{p.first_share:.0%}</td><td>{p.second_share:.0%}</td></tr>"
+        )
     rows.append("</table>")
     for i, p in enumerate(pairs, 1):
         rows.append(f"<h2 id='pair-{i}'>{i}. {e(p.first)} ~ {e(p.second)} ({p.score:.0%})</h2>")
-        rows.append(f"<div class='pair'><div><h3>{e(p.first)}</h3><pre>{p.first_html}</pre></div>"
-                    f"<div><h3>{e(p.second)}</h3><pre>{p.second_html}</pre></div></div>")
+        rows.append(
+            f"<div class='pair'><div><h3>{e(p.first)}</h3><pre>{p.first_html}</pre></div>"
+            f"<div><h3>{e(p.second)}</h3><pre>{p.second_html}</pre></div></div>"
+        )
     rows.append("</body></html>")
     return "\n".join(rows)
 

@@ -47,7 +47,7 @@ from pathlib import Path
 
 MAX_TOTAL = 4 * 1024**3
 MAX_FILE = 512 * 1024**2
-MAX_ID = 128                          # nbgrader's Student.id is String(128)
+MAX_ID = 128  # nbgrader's Student.id is String(128)
 GLOB_CHARS = set("*?[]")
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 # kept for callers that want nbgrader's most conservative ids (ASCII, no spaces)
@@ -61,19 +61,20 @@ class IntakeError(Exception):
 @dataclass
 class Submission:
     student: str
-    folder: Path | None               # staged submitted/<student>/<assignment>, None if absent
-    notebooks: dict[str, Path] = field(default_factory=dict)   # name -> file
-    unknown: list[str] = field(default_factory=list)           # other .ipynb files found
-    notes: list[str] = field(default_factory=list)             # for the instructor (grades.csv notes)
-    invalid: str = ""                 # why this id cannot be graded ("" when it can)
+    folder: Path | None  # staged submitted/<student>/<assignment>, None if absent
+    notebooks: dict[str, Path] = field(default_factory=dict)  # name -> file
+    unknown: list[str] = field(default_factory=list)  # other .ipynb files found
+    notes: list[str] = field(default_factory=list)  # for the instructor (grades.csv notes)
+    invalid: str = ""  # why this id cannot be graded ("" when it can)
 
 
 @dataclass
 class Intake:
     """The staged ``submitted`` folder to grade from, and what intake left out."""
+
     root: Path
     notes: dict[str, list[str]] = field(default_factory=dict)  # student folder name -> notes
-    general: list[str] = field(default_factory=list)           # notes that belong to no student
+    general: list[str] = field(default_factory=list)  # notes that belong to no student
 
 
 def id_problem(student: str) -> str:
@@ -101,8 +102,10 @@ def id_problem(student: str) -> str:
         return "the student id starts or ends with white space"
     bad = sorted(GLOB_CHARS & set(student))
     if bad:
-        return ("the student id contains " + " ".join(bad) + ", which nbgrader's own commands "
-                "(generate_feedback, export) read as glob patterns")
+        return (
+            "the student id contains " + " ".join(bad) + ", which nbgrader's own commands "
+            "(generate_feedback, export) read as glob patterns"
+        )
     return ""
 
 
@@ -178,9 +181,17 @@ def _extract_tar(archive: Path, dest: Path) -> list[tuple[str, str]]:
                 dest.joinpath(*parts).mkdir(parents=True, exist_ok=True)
                 continue
             if not member.isreg():
-                what = ("a symbolic link" if member.issym() else "a hard link" if member.islnk()
-                        else "a device" if member.ischr() or member.isblk()
-                        else "a fifo" if member.isfifo() else "not a regular file")
+                what = (
+                    "a symbolic link"
+                    if member.issym()
+                    else "a hard link"
+                    if member.islnk()
+                    else "a device"
+                    if member.ischr() or member.isblk()
+                    else "a fifo"
+                    if member.isfifo()
+                    else "not a regular file"
+                )
                 skipped.append(("/".join(parts), what + " (not extracted)"))
                 continue
             if member.size > MAX_FILE:
@@ -236,8 +247,9 @@ def find_submitted_root(folder: Path, assignment: str) -> Path | None:
     return None
 
 
-def collect_flat(extracted: Path, dest: Path, assignment: str, named_regexp: str,
-                 general: list[str] | None = None) -> int:
+def collect_flat(
+    extracted: Path, dest: Path, assignment: str, named_regexp: str, general: list[str] | None = None
+) -> int:
     """nbgrader's zip_collect, for a flat LMS download: returns how many files it placed.
 
     A student id that cannot be a folder name (empty, ``.``/``..``, a path separator) is
@@ -250,7 +262,8 @@ def collect_flat(extracted: Path, dest: Path, assignment: str, named_regexp: str
         raise IntakeError(
             "the archive is not in nbgrader's <student>/<assignment>/ layout, and no "
             "FileNameCollectorPlugin.named_regexp is configured (nbgrader_config.py or --named-regexp) "
-            "to read student ids from its file names")
+            "to read student ids from its file names"
+        )
     general = general if general is not None else []
     plugin = FileNameCollectorPlugin(named_regexp=named_regexp)
     placed = 0
@@ -375,7 +388,8 @@ def stage(src_root: Path, dest_root: Path, assignment: str, intake_: Intake) -> 
         except OSError:  # a student without this assignment: a row "missing" that says what is there
             found_names = sorted(e.name for e in os.scandir(entry.path))[:5]
             intake_.notes.setdefault(student, []).append(
-                f"no folder {assignment}/ (found: {', '.join(found_names) or 'nothing'})")
+                f"no folder {assignment}/ (found: {', '.join(found_names) or 'nothing'})"
+            )
             (dest_root / student).mkdir(parents=True, exist_ok=True)
             continue
         if not stat.S_ISDIR(mode):
@@ -442,7 +456,7 @@ def intake(path: Path, assignment: str, workdir: Path, named_regexp: str = "") -
     root = find_submitted_root(extracted, assignment)
     if root is not None:
         for member, why in skipped:
-            target = (extracted / member)
+            target = extracted / member
             try:
                 rel = target.relative_to(root).parts
             except ValueError:
@@ -478,8 +492,14 @@ def list_submissions(staged: Intake | Path, assignment: str, notebook_names: lis
         if not _real_dir(folder):
             # no folder for this assignment (status missing), or one the intake did not follow (invalid)
             followed = not any("not followed" in n for n in notes)
-            subs.append(Submission(student=student, folder=None, notes=notes,
-                                   invalid=id_problem(student) or ("" if followed else "; ".join(notes))))
+            subs.append(
+                Submission(
+                    student=student,
+                    folder=None,
+                    notes=notes,
+                    invalid=id_problem(student) or ("" if followed else "; ".join(notes)),
+                )
+            )
             continue
         sub = Submission(student=student, folder=folder, notes=notes, invalid=id_problem(student))
         for name in notebook_names:

@@ -45,14 +45,46 @@ import struct
 
 MAX_DEPTH = 40
 MAX_ITEMS = 200_000
-MAX_MESSAGE = 64 * 1024**2      # bytes of one frame
-DTYPES = frozenset({"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-                    "float16", "float32", "float64", "complex64", "complex128"})
+MAX_MESSAGE = 64 * 1024**2  # bytes of one frame
+DTYPES = frozenset(
+    {
+        "bool",
+        "int8",
+        "int16",
+        "int32",
+        "int64",
+        "uint8",
+        "uint16",
+        "uint32",
+        "uint64",
+        "float16",
+        "float32",
+        "float64",
+        "complex64",
+        "complex128",
+    }
+)
 MODULE_CLASSES = frozenset({"Linear", "BatchNorm1d", "MLP", "Sequential", "ReLU", "Tanh", "Sigmoid"})
 REF_MODULES = frozenset({"tamegrad.functional", "tamegrad.nn", "numpy"})
 BIT_GENERATORS = frozenset({"PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64"})
-TAGS = frozenset({"$rng", "$float", "$complex", "$bytes", "$tuple", "$dict", "$nd", "$np", "$tensor", "$torch",
-                  "$module", "$ref", "$fn", "$student"})
+TAGS = frozenset(
+    {
+        "$rng",
+        "$float",
+        "$complex",
+        "$bytes",
+        "$tuple",
+        "$dict",
+        "$nd",
+        "$np",
+        "$tensor",
+        "$torch",
+        "$module",
+        "$ref",
+        "$fn",
+        "$student",
+    }
+)
 
 
 class WireError(ValueError):
@@ -72,8 +104,9 @@ def _array(a) -> dict:
     a = np.array(a, copy=True, subok=False, order="C")
     if a.dtype.name not in DTYPES:
         raise WireError(f"arrays of dtype {a.dtype.name} cannot cross (only {', '.join(sorted(DTYPES))})")
-    return {"$nd": {"dtype": a.dtype.name, "shape": list(a.shape),
-                    "data": base64.b64encode(a.tobytes()).decode("ascii")}}
+    return {
+        "$nd": {"dtype": a.dtype.name, "shape": list(a.shape), "data": base64.b64encode(a.tobytes()).decode("ascii")}
+    }
 
 
 class Encoder:
@@ -112,8 +145,12 @@ class Encoder:
         if isinstance(x, np.ndarray):
             return _array(x)
         if isinstance(x, np.generic) and x.dtype.name in DTYPES:
-            return {"$np": {"dtype": x.dtype.name,
-                            "data": base64.b64encode(np.array(x, dtype=x.dtype).tobytes()).decode("ascii")}}
+            return {
+                "$np": {
+                    "dtype": x.dtype.name,
+                    "data": base64.b64encode(np.array(x, dtype=x.dtype).tobytes()).decode("ascii"),
+                }
+            }
         if t is np.random.Generator:
             bg = type(x.bit_generator).__name__
             if bg not in BIT_GENERATORS:
@@ -127,18 +164,26 @@ class Encoder:
             from tamegrad.autodiff import Tensor
 
             if t is Tensor:
-                return {"$tensor": {"data": _array(x.data),
-                                    "grad": None if x.grad is None else _array(x.grad),
-                                    "requires_grad": bool(x.requires_grad)}}
+                return {
+                    "$tensor": {
+                        "data": _array(x.data),
+                        "grad": None if x.grad is None else _array(x.grad),
+                        "requires_grad": bool(x.requires_grad),
+                    }
+                }
             from tamegrad import nn
 
             if t.__name__ in MODULE_CLASSES and getattr(nn, t.__name__, None) is t:
                 state = {k: self.encode(v, depth + 1) for k, v in vars(x).items() if not k.startswith("__")}
                 return {"$module": {"class": t.__name__, "state": state}}
         if mod == "torch" and t.__name__ in ("Tensor", "Parameter"):
-            return {"$torch": {"data": _array(x.detach().cpu().numpy()),
-                               "grad": None if x.grad is None else _array(x.grad.detach().cpu().numpy()),
-                               "requires_grad": bool(x.requires_grad)}}
+            return {
+                "$torch": {
+                    "data": _array(x.detach().cpu().numpy()),
+                    "grad": None if x.grad is None else _array(x.grad.detach().cpu().numpy()),
+                    "requires_grad": bool(x.requires_grad),
+                }
+            }
         ref = _ref_name(x)
         if ref is not None:
             return {"$ref": ref}
@@ -221,7 +266,7 @@ class Decoder:
             return [self.decode(v, depth + 1) for v in x]
         if t is not dict or len(x) != 1:
             raise WireError("a tagged object with exactly one key was expected")
-        (tag, body), = x.items()
+        ((tag, body),) = x.items()
         if tag not in TAGS:
             raise WireError(f"unknown tag {tag!r}")
         if tag == "$float":
@@ -264,8 +309,11 @@ class Decoder:
         if tag == "$rng":
             import numpy as np
 
-            if type(body) is not dict or set(body) != {"bit_generator", "state"} \
-                    or body["bit_generator"] not in BIT_GENERATORS:
+            if (
+                type(body) is not dict
+                or set(body) != {"bit_generator", "state"}
+                or body["bit_generator"] not in BIT_GENERATORS
+            ):
                 raise WireError("bad $rng")
             bg = getattr(np.random, body["bit_generator"])()
             try:
@@ -274,8 +322,11 @@ class Decoder:
                 raise WireError(f"bad $rng state: {exc}") from None
             return np.random.Generator(bg)
         if tag in ("$tensor", "$torch"):
-            if type(body) is not dict or set(body) != {"data", "grad", "requires_grad"} \
-                    or type(body["requires_grad"]) is not bool:
+            if (
+                type(body) is not dict
+                or set(body) != {"data", "grad", "requires_grad"}
+                or type(body["requires_grad"]) is not bool
+            ):
                 raise WireError(f"bad {tag}")
             data = self._nd(body["data"])
             grad = None if body["grad"] is None else self._nd(body["grad"])
@@ -294,8 +345,12 @@ class Decoder:
         if tag == "$module":
             from tamegrad import nn
 
-            if type(body) is not dict or set(body) != {"class", "state"} or body["class"] not in MODULE_CLASSES \
-                    or type(body["state"]) is not dict:
+            if (
+                type(body) is not dict
+                or set(body) != {"class", "state"}
+                or body["class"] not in MODULE_CLASSES
+                or type(body["state"]) is not dict
+            ):
                 raise WireError("bad $module")
             cls = getattr(nn, body["class"], None)
             if not isinstance(cls, type):

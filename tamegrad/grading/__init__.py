@@ -32,17 +32,50 @@ shows as the failed line and the message, without the helpers' frames (:mod:`.fa
 """
 
 from .failure import CheckFailed
-from .ladder import Hints, hints
 from .integrity import AUTODIFF_MODULES, AUTODIFF_NAMES, check_not_autodiff, shortcuts
+from .ladder import Hints, hints
 from .references import autodiff_vjp, check_gradient, finite_difference_vjp, torch_vjp
-from .report import (AUTODIFF, FD_TOL, FINITE_DIFFERENCES, TOL, TORCH, call_quietly, check, check_close,
-                     check_raises, describe, rel_error, upstream)
+from .report import (
+    AUTODIFF,
+    FD_TOL,
+    FINITE_DIFFERENCES,
+    TOL,
+    TORCH,
+    call_quietly,
+    check,
+    check_close,
+    check_raises,
+    describe,
+    rel_error,
+    upstream,
+)
 from .selfcheck import results, summary, task
 
 __all__ = [
-    "AUTODIFF_NAMES", "AUTODIFF_MODULES",
-    "TOL", "FD_TOL", "AUTODIFF", "TORCH", "FINITE_DIFFERENCES", "upstream", "rel_error", "describe",
-    "check_close", "check", "check_raises", "call_quietly", "autodiff_vjp", "torch_vjp",
-    "finite_difference_vjp", "check_gradient", "shortcuts", "check_not_autodiff",
-    "CheckFailed", "hints", "Hints", "task", "summary", "results",
+    "AUTODIFF_NAMES",
+    "AUTODIFF_MODULES",
+    "TOL",
+    "FD_TOL",
+    "AUTODIFF",
+    "TORCH",
+    "FINITE_DIFFERENCES",
+    "upstream",
+    "rel_error",
+    "describe",
+    "check_close",
+    "check",
+    "check_raises",
+    "call_quietly",
+    "autodiff_vjp",
+    "torch_vjp",
+    "finite_difference_vjp",
+    "check_gradient",
+    "shortcuts",
+    "check_not_autodiff",
+    "CheckFailed",
+    "hints",
+    "Hints",
+    "task",
+    "summary",
+    "results",
 ]

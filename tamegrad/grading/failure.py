@@ -53,7 +53,7 @@ def _internal(filename: str) -> bool:
 
 
 def _label(filename: str, lineno: int) -> str:
-    """"Cell In[7], line 3" for a notebook cell (as IPython names it), else "file, line 3"."""
+    """ "Cell In[7], line 3" for a notebook cell (as IPython names it), else "file, line 3"."""
     try:
         from IPython import get_ipython
 
@@ -75,7 +75,9 @@ def test_frames(tb) -> list[str]:
             continue
         line = (frame.line or linecache.getline(frame.filename, frame.lineno)).strip()
         # the code on its own line, so a long path never splits it
-        frames.append(f"{_label(frame.filename, frame.lineno)}:\n    {line}" if line else _label(frame.filename, frame.lineno))
+        frames.append(
+            f"{_label(frame.filename, frame.lineno)}:\n    {line}" if line else _label(frame.filename, frame.lineno)
+        )
     return frames
 
 

@@ -7,18 +7,40 @@ import ast
 import inspect
 import textwrap
 import types
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from .failure import CheckFailed, wrap_lines
 
 #: names that, used inside a student's function, would let autodiff or a library
 #: produce the answer (checked by :func:`check_not_autodiff`)
-AUTODIFF_NAMES = frozenset({
-    "backward", "grad", "autograd", "gradcheck", "numerical_grad", "vjp", "jvp", "jacobian",
-    "hessian", "retain_grad", "requires_grad", "clip_grad_norm", "clip_grad_norm_",
-    "clip_grad_value", "clip_grad_value_", "get_total_norm", "__import__", "importlib",
-    "exec", "eval", "compile", "getattr", "globals", "__builtins__",
-})
+AUTODIFF_NAMES = frozenset(
+    {
+        "backward",
+        "grad",
+        "autograd",
+        "gradcheck",
+        "numerical_grad",
+        "vjp",
+        "jvp",
+        "jacobian",
+        "hessian",
+        "retain_grad",
+        "requires_grad",
+        "clip_grad_norm",
+        "clip_grad_norm_",
+        "clip_grad_value",
+        "clip_grad_value_",
+        "get_total_norm",
+        "__import__",
+        "importlib",
+        "exec",
+        "eval",
+        "compile",
+        "getattr",
+        "globals",
+        "__builtins__",
+    }
+)
 #: modules whose functions must not produce the answer
 AUTODIFF_MODULES = frozenset({"torch", "tamegrad", "jax", "autograd", "tensorflow"})
 
@@ -54,8 +76,14 @@ def _module_of(value) -> str:
     return getattr(value, "__module__", None) or getattr(type(value), "__module__", "") or ""
 
 
-def shortcuts(fn: Callable, *, allow: Iterable[str] = (), forbid: Iterable[str] = (),
-              modules: Iterable[str] = AUTODIFF_MODULES, _seen: set | None = None) -> list[str]:
+def shortcuts(
+    fn: Callable,
+    *,
+    allow: Iterable[str] = (),
+    forbid: Iterable[str] = (),
+    modules: Iterable[str] = AUTODIFF_MODULES,
+    _seen: set | None = None,
+) -> list[str]:
     """The forbidden names and modules that ``fn`` (and the notebook functions it calls) uses."""
     seen = set() if _seen is None else _seen
     if isinstance(getattr(type(fn), "__tamegrad_source__", None), str):
@@ -70,7 +98,9 @@ def shortcuts(fn: Callable, *, allow: Iterable[str] = (), forbid: Iterable[str] 
     modules = set(modules) - set(allow)
     names = _code_names(code) | _source_names(fn)
     found = [f"`{n}`" for n in names & banned]
-    found += [f"`{n}`" for n in names & modules if not isinstance(getattr(fn, "__globals__", {}).get(n), types.ModuleType)]
+    found += [
+        f"`{n}`" for n in names & modules if not isinstance(getattr(fn, "__globals__", {}).get(n), types.ModuleType)
+    ]
     namespace = dict(getattr(fn, "__globals__", {}))
     if fn.__closure__:
         for var, cell in zip(code.co_freevars, fn.__closure__):
@@ -91,16 +121,36 @@ def shortcuts(fn: Callable, *, allow: Iterable[str] = (), forbid: Iterable[str] 
 
 
 #: more names that the source-text check bans: ways to reach a module or a namespace by name
-SOURCE_NAMES = frozenset({"vars", "locals", "__dict__", "__globals__", "__subclasses__", "__getattribute__",
-                          "__code__", "__closure__", "modules", "import_module", "__loader__", "__spec__"})
+SOURCE_NAMES = frozenset(
+    {
+        "vars",
+        "locals",
+        "__dict__",
+        "__globals__",
+        "__subclasses__",
+        "__getattribute__",
+        "__code__",
+        "__closure__",
+        "modules",
+        "import_module",
+        "__loader__",
+        "__spec__",
+    }
+)
 
 
 #: what separates the cells in the ``source`` of :func:`source_shortcuts`
 CELL_SEPARATOR = "\n# --- tamegrad: next cell ---\n"
 
 
-def source_shortcuts(source: str, name: str, *, allow: Iterable[str] = (), forbid: Iterable[str] = (),
-                     modules: Iterable[str] = AUTODIFF_MODULES) -> list[str]:
+def source_shortcuts(
+    source: str,
+    name: str,
+    *,
+    allow: Iterable[str] = (),
+    forbid: Iterable[str] = (),
+    modules: Iterable[str] = AUTODIFF_MODULES,
+) -> list[str]:
     """:func:`shortcuts` for a function known only by the text of the notebook it is defined in.
 
     ``source`` is the notebook's code (setup and answer cells, in order, as Python, joined
@@ -178,8 +228,15 @@ def source_shortcuts(source: str, name: str, *, allow: Iterable[str] = (), forbi
     return sorted(found)
 
 
-def check_not_autodiff(fn: Callable, *, allow: Iterable[str] = (), forbid: Iterable[str] = (),
-                       modules: Iterable[str] = AUTODIFF_MODULES, what: str | None = None, hint: str = "") -> None:
+def check_not_autodiff(
+    fn: Callable,
+    *,
+    allow: Iterable[str] = (),
+    forbid: Iterable[str] = (),
+    modules: Iterable[str] = AUTODIFF_MODULES,
+    what: str | None = None,
+    hint: str = "",
+) -> None:
     """A structural check: ``fn`` must compute its answer itself, without calling
     autodiff (``backward``, ``grad``, ``torch.autograd``...) or a library that already
     implements the exercise (``torch``, ``tamegrad``). It reads the function's source
@@ -190,10 +247,12 @@ def check_not_autodiff(fn: Callable, *, allow: Iterable[str] = (), forbid: Itera
     found = shortcuts(fn, allow=allow, forbid=forbid, modules=modules)
     if found:
         name = getattr(fn, "__name__", repr(fn))
-        raise CheckFailed(wrap_lines(
-            f"{what or name}: not accepted.\n\n"
-            f"  This task asks for the derivation: {name} uses {', '.join(found)}.\n"
-            f"  Letting autodiff or a library produce the answer would make the tests compare the "
-            f"reference with itself, so the grader gives this task no points.\n\n"
-            f"  hint: {hint or 'derive the gradient on paper, then write it with numpy operations only.'}"
-        )) from None
+        raise CheckFailed(
+            wrap_lines(
+                f"{what or name}: not accepted.\n\n"
+                f"  This task asks for the derivation: {name} uses {', '.join(found)}.\n"
+                f"  Letting autodiff or a library produce the answer would make the tests compare the "
+                f"reference with itself, so the grader gives this task no points.\n\n"
+                f"  hint: {hint or 'derive the gradient on paper, then write it with numpy operations only.'}"
+            )
+        ) from None

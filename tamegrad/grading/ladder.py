@@ -37,7 +37,11 @@ def load(assignment: str) -> dict:
         raise ValueError(f"no hints for the assignment {assignment!r}") from None
     tasks = tomllib.loads(text)
     for name, table in tasks.items():
-        if not isinstance(table, dict) or not table.get("levels") or not all(isinstance(s, str) for s in table["levels"]):
+        if (
+            not isinstance(table, dict)
+            or not table.get("levels")
+            or not all(isinstance(s, str) for s in table["levels"])
+        ):
             raise ValueError(f"hints/{assignment}.toml: [{name}] needs a non-empty list of strings `levels`")
     return tasks
 
@@ -53,8 +57,12 @@ def format_hint(text: str, width: int = HINT_WIDTH) -> str:
         else:
             bullet = block.lstrip().startswith(("- ", "* "))
             items = _split_items(block) if bullet else [" ".join(line.strip() for line in lines)]
-            out.append("\n".join(textwrap.fill(item, width=width, subsequent_indent="  " if bullet else "",
-                                               break_on_hyphens=False) for item in items))
+            out.append(
+                "\n".join(
+                    textwrap.fill(item, width=width, subsequent_indent="  " if bullet else "", break_on_hyphens=False)
+                    for item in items
+                )
+            )
     return "\n\n".join(out)
 
 
@@ -79,8 +87,10 @@ class Hints:
         SESSION.declared[assignment] = self.tasks
 
     def __repr__(self) -> str:
-        return (f"Hints for {self.assignment}: call hint(task), e.g. hint({next(iter(self.tasks), 'task1')!r}); "
-                f"tasks: {', '.join(self.tasks)}")
+        return (
+            f"Hints for {self.assignment}: call hint(task), e.g. hint({next(iter(self.tasks), 'task1')!r}); "
+            f"tasks: {', '.join(self.tasks)}"
+        )
 
     def text(self, task: str, level: int) -> str:
         """Level ``level`` (1-based) of ``task``'s hints, formatted as :meth:`__call__` prints it."""
@@ -89,8 +99,11 @@ class Hints:
             raise ValueError(f"{task} has hint levels 1 to {len(levels)}; there is no level {level}")
         title = self.tasks[task].get("title", "")
         head = f"Hint {level} of {len(levels)} for {task}" + (f" ({title})" if title else "") + ":"
-        tail = (f'(hint("{task}") again for the next one)' if level < len(levels)
-                else "(this is the last hint for this task)")
+        tail = (
+            f'(hint("{task}") again for the next one)'
+            if level < len(levels)
+            else "(this is the last hint for this task)"
+        )
         return "\n".join([head, "", format_hint(levels[level - 1]), "", tail])
 
     def __call__(self, task: str, level: int | None = None) -> None:
@@ -99,9 +112,13 @@ class Hints:
         shown = SESSION.hint_levels.get(key, 0)
         if level is None:
             if shown >= len(levels):
-                print(textwrap.fill(f"You have seen all {len(levels)} hints for {task}. "
-                                    f'hint("{task}", level=k) shows level k again (k = 1 to {len(levels)}).',
-                                    width=HINT_WIDTH))
+                print(
+                    textwrap.fill(
+                        f"You have seen all {len(levels)} hints for {task}. "
+                        f'hint("{task}", level=k) shows level k again (k = 1 to {len(levels)}).',
+                        width=HINT_WIDTH,
+                    )
+                )
                 return
             level = shown + 1
         print(self.text(task, level))

@@ -8,7 +8,7 @@ notebook that later replaces, say, ``np.allclose`` or ``np.max`` does not change
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -35,12 +35,13 @@ _default_rng = np.random.default_rng
 _unravel_index = np.unravel_index
 
 # --- tolerances, stated once ------------------------------------------------
-TOL = 1e-9      # against an exact reference (autodiff, torch, a closed form): rounding only
-FD_TOL = 1e-6   # against centred differences with eps = 1e-6 in float64
+TOL = 1e-9  # against an exact reference (autodiff, torch, a closed form): rounding only
+FD_TOL = 1e-6  # against centred differences with eps = 1e-6 in float64
 
 AUTODIFF = "tamegrad autodiff of the forward definition"
 TORCH = "torch.autograd of the forward definition"
 FINITE_DIFFERENCES = "centred finite differences of the forward definition"
+
 
 # --------------------------------------------------------------------- basics
 def upstream(shape, seed: int = 0) -> np.ndarray:
@@ -92,8 +93,19 @@ def _describe_inputs(inputs) -> str:
     return describe(inputs)
 
 
-def _fail(what: str, *, inputs=None, expected=None, source: str = "", got=None, error: float | None = None,
-          tol: float | None = None, hint: str = "", detail: str = "", note: str = "") -> None:
+def _fail(
+    what: str,
+    *,
+    inputs=None,
+    expected=None,
+    source: str = "",
+    got=None,
+    error: float | None = None,
+    tol: float | None = None,
+    hint: str = "",
+    detail: str = "",
+    note: str = "",
+) -> None:
     __tracebackhide__ = True  # IPython and pytest show the test's line, not this helper's
     lines = [f"{what}: wrong.", ""]
     if detail:
@@ -119,26 +131,61 @@ def check_close(got, expected, *, what: str, source: str, inputs=None, hint: str
     and ``rel_error(got, expected) <= tol`` on the rest."""
     __tracebackhide__ = True  # IPython and pytest show the test's line, not this helper's
     if got is None:
-        _fail(what, inputs=inputs, expected=expected, source=source, got=None, hint=hint,
-              detail="Your function returned None: did you forget a `return`?")
+        _fail(
+            what,
+            inputs=inputs,
+            expected=expected,
+            source=source,
+            got=None,
+            hint=hint,
+            detail="Your function returned None: did you forget a `return`?",
+        )
     try:
         g = _to_array(got)
     except (TypeError, ValueError) as err:
-        _fail(what, inputs=inputs, expected=expected, source=source, got=got, hint=hint,
-              detail=f"The result cannot be read as an array of numbers ({err}).")
+        _fail(
+            what,
+            inputs=inputs,
+            expected=expected,
+            source=source,
+            got=got,
+            hint=hint,
+            detail=f"The result cannot be read as an array of numbers ({err}).",
+        )
     e = _to_array(expected)
     if g.shape != e.shape:
-        _fail(what, inputs=inputs, expected=expected, source=source, got=got, hint=hint,
-              detail=f"Shape {g.shape} came back; the expected shape is {e.shape}.")
+        _fail(
+            what,
+            inputs=inputs,
+            expected=expected,
+            source=source,
+            got=got,
+            hint=hint,
+            detail=f"Shape {g.shape} came back; the expected shape is {e.shape}.",
+        )
     nan_e, nan_g = _isnan(e), _isnan(g)
     if not _array_equal(nan_e, nan_g):
         where = "NaN where a number was expected" if (nan_g & ~nan_e).any() else "a number where NaN was expected"
-        _fail(what, inputs=inputs, expected=expected, source=source, got=got, hint=hint,
-              detail=f"Your result has {where}.")
+        _fail(
+            what,
+            inputs=inputs,
+            expected=expected,
+            source=source,
+            got=got,
+            hint=hint,
+            detail=f"Your result has {where}.",
+        )
     inf_e, inf_g = _isinf(e), _isinf(g)
     if not _array_equal(inf_e, inf_g) or not _array_equal(e[inf_e], g[inf_g]):
-        _fail(what, inputs=inputs, expected=expected, source=source, got=got, hint=hint,
-              detail="The infinite entries of your result differ from the expected ones.")
+        _fail(
+            what,
+            inputs=inputs,
+            expected=expected,
+            source=source,
+            got=got,
+            hint=hint,
+            detail="The infinite entries of your result differ from the expected ones.",
+        )
     err = rel_error(g, e)
     if not err <= tol:
         note = ""
@@ -147,8 +194,7 @@ def check_close(got, expected, *, what: str, source: str, inputs=None, hint: str
             diff[~(_isfinite(g) & _isfinite(e))] = -1.0
             k = tuple(int(i) for i in _unravel_index(int(diff.argmax()), diff.shape))
             note = f"  largest difference at index {k}: expected {e[k]:.10g}, got {g[k]:.10g}"
-        _fail(what, inputs=inputs, expected=expected, source=source, got=got, error=err, tol=tol, hint=hint,
-              note=note)
+        _fail(what, inputs=inputs, expected=expected, source=source, got=got, error=err, tol=tol, hint=hint, note=note)
 
 
 def check(condition: bool, *, what: str, expected: str, got, source: str = "", inputs=None, hint: str = "") -> None:
@@ -159,16 +205,30 @@ def check(condition: bool, *, what: str, expected: str, got, source: str = "", i
         _fail(what, inputs=inputs, expected=expected, source=source, got=got, hint=hint)
 
 
-def check_raises(fn: Callable, args: Sequence = (), kwargs: dict | None = None, *, exception=Exception,
-                 what: str, inputs=None, hint: str = "") -> BaseException:
+def check_raises(
+    fn: Callable,
+    args: Sequence = (),
+    kwargs: dict | None = None,
+    *,
+    exception=Exception,
+    what: str,
+    inputs=None,
+    hint: str = "",
+) -> BaseException:
     """Pass if ``fn(*args, **kwargs)`` raises ``exception``; returns the exception."""
     __tracebackhide__ = True  # IPython and pytest show the test's line, not this helper's
     try:
         result = fn(*args, **(kwargs or {}))
     except exception as err:
         return err
-    _fail(what, inputs=inputs, expected=f"{getattr(exception, '__name__', exception)} raised", got=result,
-          hint=hint, detail="Nothing was raised.")
+    _fail(
+        what,
+        inputs=inputs,
+        expected=f"{getattr(exception, '__name__', exception)} raised",
+        got=result,
+        hint=hint,
+        detail="Nothing was raised.",
+    )
 
 
 def call_quietly(fn: Callable, *args, what: str, hint: str = "", **kwargs):
@@ -185,9 +245,15 @@ def call_quietly(fn: Callable, *args, what: str, hint: str = "", **kwargs):
         problem = str(err)
     where = _where_it_fails(fn, args, kwargs)
     kind = problem.split(" encountered")[0]  # "overflow", "divide by zero", "invalid value"
-    detail = f"{kind.capitalize()}{f' at {where}' if where else ''}: numpy reported \"{problem}\"."
-    _fail(what, inputs=_named_arguments(fn, args, kwargs), expected="a result computed without overflow",
-          got=f"no result: the computation stopped at the {kind}", hint=hint, detail=detail)
+    detail = f'{kind.capitalize()}{f" at {where}" if where else ""}: numpy reported "{problem}".'
+    _fail(
+        what,
+        inputs=_named_arguments(fn, args, kwargs),
+        expected="a result computed without overflow",
+        got=f"no result: the computation stopped at the {kind}",
+        hint=hint,
+        detail=detail,
+    )
 
 
 def _named_arguments(fn: Callable, args: Sequence, kwargs: dict) -> dict:
@@ -226,7 +292,9 @@ def _where_it_fails(fn: Callable, args: Sequence, kwargs: dict, limit: int = 409
     k = bad[0]
     index = ", ".join(str(i) for i in k)
     more = len(bad) - 1
-    return f"{name}[{index}] = {float(first[k])!r}" + (f" (and {more} more entr{'y' if more == 1 else 'ies'})" if more else "")
+    return f"{name}[{index}] = {float(first[k])!r}" + (
+        f" (and {more} more entr{'y' if more == 1 else 'ies'})" if more else ""
+    )
 
 
 def _binds(fn: Callable, named: dict) -> bool:

@@ -40,7 +40,7 @@ class task:
         self.answers = (answers,) if isinstance(answers, str) else tuple(answers)
         self.namespace = sys._getframe(1).f_globals  # the notebook's namespace, where the answers live
 
-    def __enter__(self) -> "task":
+    def __enter__(self) -> task:
         self.seen = {a: self.namespace.get(a) for a in self.answers}
         return self
 
@@ -48,7 +48,9 @@ class task:
         if exc_type is not None and not issubclass(exc_type, Exception):
             return False  # KeyboardInterrupt, SystemExit: the tests did not finish, record nothing
         message = "" if exc is None else _first_line(exc)
-        SESSION.records[self.name] = Record(SESSION.assignment, self.name, self.points, exc is None, message, self.seen, self.namespace)
+        SESSION.records[self.name] = Record(
+            SESSION.assignment, self.name, self.points, exc is None, message, self.seen, self.namespace
+        )
         return False  # never swallow the failure: the cell must fail for nbgrader too
 
 
@@ -84,8 +86,15 @@ def results(assignment: str | None = None) -> list[dict]:
         record = recorded.get(name)
         state, note = status(record)
         points = declared.get(name, {}).get("points", record.points if record else 0)
-        rows.append({"task": name, "title": declared.get(name, {}).get("title", ""), "points": points,
-                     "status": state, "note": note})
+        rows.append(
+            {
+                "task": name,
+                "title": declared.get(name, {}).get("title", ""),
+                "points": points,
+                "status": state,
+                "note": note,
+            }
+        )
     return rows
 
 
@@ -120,12 +129,23 @@ def summary(assignment: str | None = None) -> None:
     count = {s: sum(r["status"] == s for r in rows) for s in (PASSED, FAILED, NOT_RUN)}
     earned = sum(r["points"] for r in rows if r["status"] == PASSED)
     total = sum(r["points"] for r in rows)
-    lines += ["", f"{count[PASSED]} passed, {count[FAILED]} failed, {count[NOT_RUN]} not run yet: the visible tests "
-              f"of {_points(earned)} of {_points(total)} points pass."]
+    lines += [
+        "",
+        f"{count[PASSED]} passed, {count[FAILED]} failed, {count[NOT_RUN]} not run yet: the visible tests "
+        f"of {_points(earned)} of {_points(total)} points pass.",
+    ]
     if count[FAILED] or count[NOT_RUN]:
-        lines.append(textwrap.fill("Run a failed or not-run task's answer cell and then its test cell, or restart "
-                                   "and run all cells (a run stops at the first failing test cell).",
-                                   width=TABLE_WIDTH))
-    lines.append(textwrap.fill("Hidden tests run when your work is graded: passing the visible tests is necessary, "
-                               "not sufficient.", width=TABLE_WIDTH))
+        lines.append(
+            textwrap.fill(
+                "Run a failed or not-run task's answer cell and then its test cell, or restart "
+                "and run all cells (a run stops at the first failing test cell).",
+                width=TABLE_WIDTH,
+            )
+        )
+    lines.append(
+        textwrap.fill(
+            "Hidden tests run when your work is graded: passing the visible tests is necessary, not sufficient.",
+            width=TABLE_WIDTH,
+        )
+    )
     print("\n".join(lines))

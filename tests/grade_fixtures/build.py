@@ -27,8 +27,13 @@ def env() -> dict:
 
 def generate(course: Path, assignment: str = ASSIGNMENT) -> None:
     """nbgrader generate_assignment: the student version and the gradebook's record."""
-    subprocess.run([str(VENV_BIN / "nbgrader"), "generate_assignment", assignment, "--force"],
-                   cwd=course, env=env(), check=True, capture_output=True)
+    subprocess.run(
+        [str(VENV_BIN / "nbgrader"), "generate_assignment", assignment, "--force"],
+        cwd=course,
+        env=env(),
+        check=True,
+        capture_output=True,
+    )
 
 
 def make_course(dest: Path) -> Path:
@@ -114,8 +119,17 @@ def write_answers(release, submitted: Path, student: str, square: str | None, si
 
 
 def grade(course: Path, submissions: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    cmd = [str(VENV_BIN / "tamegrad"), "grade", ASSIGNMENT, "--submissions", str(submissions),
-           "--course", str(course), "--no-progress", *args]
+    cmd = [
+        str(VENV_BIN / "tamegrad"),
+        "grade",
+        ASSIGNMENT,
+        "--submissions",
+        str(submissions),
+        "--course",
+        str(course),
+        "--no-progress",
+        *args,
+    ]
     return subprocess.run(cmd, cwd=course, env=env(), capture_output=True, text=True, timeout=timeout)
 
 
