@@ -4,6 +4,7 @@ as errors, no solution leaks into it, and the HTML works in a real browser."""
 import functools
 import http.server
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -37,9 +38,25 @@ def test_every_toc_entry_exists():
         assert any((ROOT / f"{entry}{ext}").exists() for ext in (".md", ".ipynb")), entry
 
 
+# Pages with an interactive plotly figure (a slider over values computed while the page executed).
+INTERACTIVE_PAGES = [
+    "book/03_math/gradient_descent_stability", "book/03_math/jacobian_products", "book/03_math/initialisation",
+    "book/04_practice/learning_rate_sweep", "book/04_practice/depth_heatmaps",
+    "book/03_math/activation_derivatives", "book/03_math/batch_normalization", "book/03_math/gradient_clipping",
+    "book/05_applications/residual_connections", "book/05_applications/mixed_precision",
+]
+LARGEST_PAGE = 2_000_000  # bytes; plotly.js alone is 4.8 MB, so an inlined copy cannot pass
+
+
 @pytest.fixture(scope="session")
 def built_book() -> Path:
-    """Build once per session into _build/ (its execution cache makes a rebuild quick)."""
+    """Build once per session into _build/ (its execution cache makes a rebuild quick).
+    TAMEGRAD_BOOK_HTML=DIR tests an existing build instead, e.g. one made with
+    ``python -m tools.book --path-output /tmp/b`` (DIR = /tmp/b/_build/html)."""
+    if os.environ.get("TAMEGRAD_BOOK_HTML"):
+        html = Path(os.environ["TAMEGRAD_BOOK_HTML"])
+        assert (html / "searchindex.js").exists(), f"no built book in {html}"
+        return html
     result = subprocess.run([sys.executable, "-m", "tools.book"], capture_output=True, text=True, cwd=ROOT)
     log = result.stdout + result.stderr
     assert result.returncode == 0, "the book does not build cleanly:\n" + log[-6000:]
@@ -182,6 +199,86 @@ def test_every_page_in_chromium(built_book, served_book):
                 errors.append(f"{state['mathErrors']} MathJax errors")
             if state["badImages"]:
                 errors.append(f"images that did not load: {state['badImages']}")
+            if errors:
+                problems.append(f"{rel}: " + "; ".join(errors))
+            page.close()
+        browser.close()
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.slow
+def test_plotly_js_comes_from_the_books_static_folder(built_book):
+    """Exactly the pages with a plotly figure load plotly.js, from _static/, and no page inlines it."""
+    assert (built_book / "_static" / "plotly.min.js").stat().st_size > 1_000_000
+    with_figure = set()
+    for page in _html_pages(built_book, redirects=False):
+        text = page.read_text(encoding="utf-8")
+        rel = page.relative_to(built_book).with_suffix("").as_posix()
+        scripts = [src for src in _parse(page).hrefs if src.split("?")[0].endswith("plotly.min.js")]
+        assert page.stat().st_size < LARGEST_PAGE, f"{rel}: {page.stat().st_size} bytes"
+        assert "* plotly.js v" not in text and "cdn.plot.ly" not in text, rel
+        if "Plotly.newPlot(" in text:
+            with_figure.add(rel)
+            assert len(scripts) == 1 and "_static/plotly.min.js" in scripts[0], (rel, scripts)
+        else:
+            assert not scripts, f"{rel} loads plotly.js but draws no figure"
+    assert with_figure == set(INTERACTIVE_PAGES)
+
+
+# The state of one plotly figure: which traces are visible, what its SVG draws, the slider position.
+_FIGURE_STATE = """gd => ({
+    visible: gd._fullData.map(t => t.visible === true),
+    drawn: Array.from(gd.querySelectorAll('.scatterlayer path.js-line, .scatterlayer path.point, .barlayer path'))
+               .map(p => p.getAttribute('d')).join('|'),
+    active: gd._fullLayout.sliders.length ? gd._fullLayout.sliders[0].active : null,
+    steps: gd._fullLayout.sliders.length ? gd._fullLayout.sliders[0].steps.length : 0,
+})"""
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_interactive_figures_respond_to_their_slider(built_book, served_book):
+    """On every interactive page, click another step of each figure's slider: the visible traces
+    and the drawn SVG change; no console error, nothing fetched from outside."""
+    if CHROMIUM is None:
+        if IN_CI:
+            pytest.fail("Chromium is missing in CI: .ci/run installs Debian's chromium package")
+        pytest.skip("Chromium is not installed (apt-get install chromium); the browser test needs it")
+    from playwright.sync_api import sync_playwright
+
+    problems = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        for rel in INTERACTIVE_PAGES:
+            errors = []
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("console", lambda m, errors=errors: m.type == "error" and errors.append(m.text))
+            page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
+            page.on("request", lambda r, errors=errors: (not r.url.startswith(served_book)
+                                                          and not r.url.startswith("data:")
+                                                          and errors.append(f"external request {r.url}")))
+            page.goto(f"{served_book}/{rel}.html", wait_until="load")
+            figures = page.locator(".js-plotly-plot")
+            if figures.count() == 0:
+                errors.append("no plotly figure was drawn")
+            for i in range(figures.count()):
+                gd = figures.nth(i)
+                gd.scroll_into_view_if_needed()
+                before = gd.evaluate(_FIGURE_STATE)
+                if before["steps"] < 2:
+                    errors.append(f"figure {i}: no slider")
+                    continue
+                rail = gd.locator(".slider-rail-touch-rect").bounding_box()
+                fraction = 0.97 if before["active"] == 0 else 0.03  # the last or the first step
+                page.mouse.click(rail["x"] + fraction * rail["width"], rail["y"] + rail["height"] / 2)
+                page.wait_for_timeout(300)
+                after = gd.evaluate(_FIGURE_STATE)
+                if after["active"] == before["active"]:
+                    errors.append(f"figure {i}: the slider did not move")
+                if after["visible"] == before["visible"]:
+                    errors.append(f"figure {i}: the same traces are visible after the slider moved")
+                if not after["drawn"] or after["drawn"] == before["drawn"]:
+                    errors.append(f"figure {i}: the plotted data did not change")
             if errors:
                 problems.append(f"{rel}: " + "; ".join(errors))
             page.close()
