@@ -43,7 +43,7 @@ INTERACTIVE_PAGES = [
     "book/03_math/gradient_descent_stability", "book/03_math/jacobian_products", "book/03_math/initialisation",
     "book/04_practice/learning_rate_sweep", "book/04_practice/depth_heatmaps",
     "book/03_math/activation_derivatives", "book/03_math/batch_normalization", "book/03_math/gradient_clipping",
-    "book/05_applications/residual_connections", "book/05_applications/mixed_precision",
+    "book/05_applications/residual_connections", "book/05_applications/mixed_precision", "book/03_math/bptt",
 ]
 LARGEST_PAGE = 2_000_000  # bytes; plotly.js alone is 4.8 MB, so an inlined copy cannot pass
 
