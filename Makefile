@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 READY  := $(VENV)/.ready
 BUILD  := _build/html
 
-.PHONY: help setup book notebooks test test-fast lab release autograde bench clean freeze publish
+.PHONY: help setup book notebooks lint test test-fast lab release autograde bench clean freeze publish
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -27,7 +27,8 @@ notebooks: book  ## plain-Markdown copies of every page and exercise in colab/ (
 	$(BIN)/python -m tools.notebooks
 
 test: export OPENBLAS_NUM_THREADS = 1
-test: $(READY)  ## the whole test suite (builds the book on the way)
+test: $(READY)  ## ruff, then the whole test suite (builds the book on the way)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -n 2 --dist loadfile  # a file's tests share one worker (and its fixtures)
 
 test-fast: $(READY)  ## the tests that do not build the book or grade many notebooks
@@ -53,6 +54,9 @@ bench: $(READY)  ## run every benchmark (prints medians and ratios)
 freeze: $(READY)  ## re-pin every transitive dependency into constraints.txt
 	@{ sed -n '1,2p' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable | sed 's/+cpu$$//'; } > constraints.new
 	@mv constraints.new constraints.txt
+
+lint: $(READY)  ## let ruff fix what it can and format the code (make test checks both)
+	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
 
 clean:  ## remove the built book and caches (keeps the virtual environment)
 	rm -rf _build .pytest_cache .hypothesis

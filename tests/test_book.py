@@ -27,8 +27,16 @@ HTML = ROOT / "_build" / "html"
 # TAMEGRAD_BOOK_HTML=/tmp/b/_build/html (then nothing is built here).
 PREBUILT = os.environ.get("TAMEGRAD_BOOK_HTML")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def test_notebooks_are_stripped_and_have_the_current_colab_cell():
@@ -38,17 +46,20 @@ def test_notebooks_are_stripped_and_have_the_current_colab_cell():
 def test_sync_writes_the_colab_cell_tagged_to_stay_out_of_the_html(tmp_path):
     url = "https://example.org/course"
     path = tmp_path / "page.ipynb"
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# A page"),
-                                         nbformat.v4.new_code_cell("import numpy as np")])
+    nb = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_markdown_cell("# A page"), nbformat.v4.new_code_cell("import numpy as np")]
+    )
     nbformat.write(nb, path)
-    assert course.sync(path, url) and not course.sync(path, url)   # written once, then current
+    assert course.sync(path, url) and not course.sync(path, url)  # written once, then current
     cell = _setup_cell(nbformat.read(path, as_version=4), 0)
     assert cell.source == course.colab_cell_source(url) and cell.metadata["tags"] == ["remove-cell"]
     untagged = nbformat.read(path, as_version=4)
     _setup_cell(untagged, 0).metadata["tags"] = []
-    assert not course.colab_cell_is_current(untagged, url)          # check notices a lost tag
+    assert not course.colab_cell_is_current(untagged, url)  # check notices a lost tag
     nbformat.write(untagged, path)
-    assert course.sync(path, url) and "remove-cell" in _setup_cell(nbformat.read(path, as_version=4), 0).metadata["tags"]
+    assert (
+        course.sync(path, url) and "remove-cell" in _setup_cell(nbformat.read(path, as_version=4), 0).metadata["tags"]
+    )
 
 
 def _setup_cell(nb, index=1):
@@ -238,10 +249,17 @@ def test_every_page_in_chromium(built_book, served_book):
             page = browser.new_page()
             page.on("console", lambda m, errors=errors: m.type == "error" and errors.append(m.text))
             page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
-            page.on("response", lambda r, errors=errors: r.status >= 400 and errors.append(f"HTTP {r.status} for {r.url}"))
-            page.on("request", lambda r, errors=errors: (not r.url.startswith(served_book)
-                                                          and not r.url.startswith("data:")
-                                                          and errors.append(f"external request {r.url}")))
+            page.on(
+                "response", lambda r, errors=errors: r.status >= 400 and errors.append(f"HTTP {r.status} for {r.url}")
+            )
+            page.on(
+                "request",
+                lambda r, errors=errors: (
+                    not r.url.startswith(served_book)
+                    and not r.url.startswith("data:")
+                    and errors.append(f"external request {r.url}")
+                ),
+            )
             page.goto(f"{served_book}/{rel}", wait_until="load")
             page.wait_for_function("""() => !document.querySelector('script[src*="mathjax"]')
                 || (window.MathJax && window.MathJax.startup && window.MathJax.startup.promise)""")
@@ -332,15 +350,19 @@ def test_every_page_fits_the_screen_and_hides_set_up_code(built_book, served_boo
             rel = html.relative_to(built_book).as_posix()
             page = _load(browser, f"{served_book}/{rel}", width)
             script = LAYOUT.replace("COLAB", json.dumps(course.COLAB_MARKER)).replace(
-                "CHAPTER", json.dumps(rel.startswith("book/")))
+                "CHAPTER", json.dumps(rel.startswith("book/"))
+            )
             problems += [f"{rel} at {width} px: {found}" for found in page.evaluate(script)]
             page.close()
         browser.close()
     assert not problems, f"{len(problems)} layout problems:\n" + "\n".join(problems)
 
 
-CHECKPOINT = re.compile(r"\A```\{exercise\} Predict\n:label: (?P<label>[\w-]+)\n:nonumber:\n(?P<question>.+?)\n```\n"
-                        r"```\{solution\} (?P=label)\n:class: dropdown\n(?P<answer>.+?)\n```\Z", re.S)
+CHECKPOINT = re.compile(
+    r"\A```\{exercise\} Predict\n:label: (?P<label>[\w-]+)\n:nonumber:\n(?P<question>.+?)\n```\n"
+    r"```\{solution\} (?P=label)\n:class: dropdown\n(?P<answer>.+?)\n```\Z",
+    re.S,
+)
 
 
 def _chapter_pages() -> list[Path]:
@@ -351,8 +373,11 @@ def _chapter_pages() -> list[Path]:
 
 
 def _checkpoints(nb) -> list[tuple[int, re.Match]]:
-    return [(i, CHECKPOINT.match(c.source)) for i, c in enumerate(nb.cells)
-            if c.cell_type == "markdown" and "{exercise}" in c.source]
+    return [
+        (i, CHECKPOINT.match(c.source))
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "markdown" and "{exercise}" in c.source
+    ]
 
 
 def test_every_chapter_page_has_checkpoint_questions():
@@ -369,7 +394,7 @@ def test_every_chapter_page_has_checkpoint_questions():
             assert m, f"{path.name}, cell {i}: not an exercise followed by its dropdown solution"
             assert m["label"] == f"{path.stem}-predict-{n}" == nb.cells[i].get("id"), (path.name, m["label"])
             assert "Predict" in m["question"] and m["answer"].strip(), (path.name, m["label"])
-            after = next(c for c in nb.cells[i + 1:] if "{exercise}" not in c.source)  # questions may share a cell
+            after = next(c for c in nb.cells[i + 1 :] if "{exercise}" not in c.source)  # questions may share a cell
             assert after.cell_type == "code", f"{path.name}: {m['label']} is not followed by a code cell"
             labels.append(m["label"])
     assert len(labels) == len(set(labels))
@@ -426,3 +451,105 @@ def test_checkpoint_answers_are_hidden_until_asked_for(built_book, served_book):
             assert answer_text.inner_text().strip()
         browser.close()
     assert not errors, errors
+
+
+# Pages with an interactive plotly figure (a slider over values computed while the page executed).
+INTERACTIVE_PAGES = [
+    "book/03_math/gradient_descent_stability",
+    "book/03_math/jacobian_products",
+    "book/03_math/initialisation",
+    "book/04_practice/learning_rate_sweep",
+    "book/04_practice/depth_heatmaps",
+    "book/03_math/activation_derivatives",
+    "book/03_math/batch_normalization",
+    "book/03_math/gradient_clipping",
+    "book/05_applications/residual_connections",
+    "book/05_applications/mixed_precision",
+    "book/03_math/bptt",
+]
+LARGEST_PAGE = 2_000_000  # bytes; plotly.js alone is 4.8 MB, so an inlined copy cannot pass
+
+
+@pytest.mark.slow
+def test_plotly_js_comes_from_the_books_static_folder(built_book):
+    """Exactly the pages with a plotly figure load plotly.js, from _static/, and no page inlines it."""
+    assert (built_book / "_static" / "plotly.min.js").stat().st_size > 1_000_000
+    with_figure = set()
+    for page in _html_pages(built_book, redirects=False):
+        text = page.read_text(encoding="utf-8")
+        rel = page.relative_to(built_book).with_suffix("").as_posix()
+        scripts = [src for src in _parse(page).hrefs if src.split("?")[0].endswith("plotly.min.js")]
+        assert page.stat().st_size < LARGEST_PAGE, f"{rel}: {page.stat().st_size} bytes"
+        assert "* plotly.js v" not in text and "cdn.plot.ly" not in text, rel
+        if "Plotly.newPlot(" in text:
+            with_figure.add(rel)
+            assert len(scripts) == 1 and "_static/plotly.min.js" in scripts[0], (rel, scripts)
+        else:
+            assert not scripts, f"{rel} loads plotly.js but draws no figure"
+    assert with_figure == set(INTERACTIVE_PAGES)
+
+
+# The state of one plotly figure: which traces are visible, what its SVG draws, the slider position.
+_FIGURE_STATE = """gd => ({
+    visible: gd._fullData.map(t => t.visible === true),
+    drawn: Array.from(gd.querySelectorAll('.scatterlayer path.js-line, .scatterlayer path.point, .barlayer path'))
+               .map(p => p.getAttribute('d')).join('|'),
+    active: gd._fullLayout.sliders.length ? gd._fullLayout.sliders[0].active : null,
+    steps: gd._fullLayout.sliders.length ? gd._fullLayout.sliders[0].steps.length : 0,
+})"""
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_interactive_figures_respond_to_their_slider(built_book, served_book):
+    """On every interactive page, click another step of each figure's slider: the visible traces
+    and the drawn SVG change; no console error, nothing fetched from outside."""
+    if CHROMIUM is None:
+        if IN_CI:
+            pytest.fail("Chromium is missing in CI: .ci/run installs Debian's chromium package")
+        pytest.skip("Chromium is not installed (apt-get install chromium); the browser test needs it")
+    from playwright.sync_api import sync_playwright
+
+    problems = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        for rel in INTERACTIVE_PAGES:
+            errors = []
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("console", lambda m, errors=errors: m.type == "error" and errors.append(m.text))
+            page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
+            page.on(
+                "request",
+                lambda r, errors=errors: (
+                    not r.url.startswith(served_book)
+                    and not r.url.startswith("data:")
+                    and errors.append(f"external request {r.url}")
+                ),
+            )
+            page.goto(f"{served_book}/{rel}.html", wait_until="load")
+            figures = page.locator(".js-plotly-plot")
+            if figures.count() == 0:
+                errors.append("no plotly figure was drawn")
+            for i in range(figures.count()):
+                gd = figures.nth(i)
+                gd.scroll_into_view_if_needed()
+                before = gd.evaluate(_FIGURE_STATE)
+                if before["steps"] < 2:
+                    errors.append(f"figure {i}: no slider")
+                    continue
+                rail = gd.locator(".slider-rail-touch-rect").bounding_box()
+                fraction = 0.97 if before["active"] == 0 else 0.03  # the last or the first step
+                page.mouse.click(rail["x"] + fraction * rail["width"], rail["y"] + rail["height"] / 2)
+                page.wait_for_timeout(300)
+                after = gd.evaluate(_FIGURE_STATE)
+                if after["active"] == before["active"]:
+                    errors.append(f"figure {i}: the slider did not move")
+                if after["visible"] == before["visible"]:
+                    errors.append(f"figure {i}: the same traces are visible after the slider moved")
+                if not after["drawn"] or after["drawn"] == before["drawn"]:
+                    errors.append(f"figure {i}: the plotted data did not change")
+            if errors:
+                problems.append(f"{rel}: " + "; ".join(errors))
+            page.close()
+        browser.close()
+    assert not problems, "\n".join(problems)

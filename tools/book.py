@@ -31,6 +31,7 @@ def execute_in_parallel(path_output: Path = ROOT, root: Path = ROOT) -> list[str
     """Execute every book notebook whose code is not cached yet; return those that failed."""
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")  # one kernel per core: BLAS threads would only contend
+    os.environ["PYTHONSTARTUP"] = str(root / "book" / "_ext" / "kernel_startup.py")  # fig.show() -> HTML, no plotly.js
     from jupyter_cache import get_cache
     from jupyter_cache.executors import load_executor
 

@@ -39,7 +39,10 @@ def _clean_pages(app, exception):
 
 
 def setup(app):
-    app.add_js_file(None, body='if (!document.documentElement.dataset.mode) '
-                               '{ document.documentElement.dataset.mode = "auto"; }', priority=0)
+    app.add_js_file(
+        None,
+        body='if (!document.documentElement.dataset.mode) { document.documentElement.dataset.mode = "auto"; }',
+        priority=0,
+    )
     app.connect("build-finished", _clean_pages)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

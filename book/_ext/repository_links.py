@@ -25,7 +25,9 @@ def colab_link(colab_url: str, repository_url: str, branch: str, notebook: str) 
     return f"{colab_url.rstrip('/')}/github/{owner_repo}/blob/{branch}/{notebook}"
 
 
-def substitutions(repository_url: str, branch: str, colab_url: str, root: Path, path_to_book: str = "") -> dict[str, str]:
+def substitutions(
+    repository_url: str, branch: str, colab_url: str, root: Path, path_to_book: str = ""
+) -> dict[str, str]:
     subs = {"repository_url": repository_url}
     prefix = f"{path_to_book.strip('/')}/" if path_to_book.strip("/") else ""
     for folder in sorted((root / "exercises").glob("ex[0-9][0-9]_*")):
@@ -44,8 +46,9 @@ def _config_inited(app, config) -> None:
     if not url:
         return
     colab = (theme.get("launch_buttons") or {}).get("colab_url") or "https://colab.research.google.com"
-    found = substitutions(url, theme.get("repository_branch") or "main", colab, Path(app.srcdir),
-                          theme.get("path_to_docs") or "")
+    found = substitutions(
+        url, theme.get("repository_branch") or "main", colab, Path(app.srcdir), theme.get("path_to_docs") or ""
+    )
     config.myst_substitutions = {**found, **(config.myst_substitutions or {})}
 
 
