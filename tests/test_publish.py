@@ -212,7 +212,7 @@ def test_the_published_book_builds(published, tmp_path):
     exercises = (html / "book" / "exercises.html").read_text()
     url = publish_url(book)
     assert exercises.count(
-        f"colab.research.google.com/github/{url.split('github.com/')[1]}/blob/main/exercises/"
+        f"colab.research.google.com/github/{url.split('github.com/')[1]}/blob/main/colab/exercises/"
     ) == len(list((book / "exercises").iterdir()))
     assert f'git<span class="w"> </span>clone<span class="w"> </span>{url}\n' in exercises
     assert "{{" not in exercises
