@@ -9,6 +9,7 @@ notebook that later replaces, say, ``np.allclose`` or ``np.max`` does not change
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import numpy as np
 
@@ -130,62 +131,23 @@ def check_close(got, expected, *, what: str, source: str, inputs=None, hint: str
     """Pass if ``got`` has the shape of ``expected``, the same NaN and +/-inf entries,
     and ``rel_error(got, expected) <= tol`` on the rest."""
     __tracebackhide__ = True  # IPython and pytest show the test's line, not this helper's
+    fail = partial(_fail, what, inputs=inputs, expected=expected, source=source, got=got, hint=hint)
     if got is None:
-        _fail(
-            what,
-            inputs=inputs,
-            expected=expected,
-            source=source,
-            got=None,
-            hint=hint,
-            detail="Your function returned None: did you forget a `return`?",
-        )
+        fail(detail="Your function returned None: did you forget a `return`?")
     try:
         g = _to_array(got)
     except (TypeError, ValueError) as err:
-        _fail(
-            what,
-            inputs=inputs,
-            expected=expected,
-            source=source,
-            got=got,
-            hint=hint,
-            detail=f"The result cannot be read as an array of numbers ({err}).",
-        )
+        fail(detail=f"The result cannot be read as an array of numbers ({err}).")
     e = _to_array(expected)
     if g.shape != e.shape:
-        _fail(
-            what,
-            inputs=inputs,
-            expected=expected,
-            source=source,
-            got=got,
-            hint=hint,
-            detail=f"Shape {g.shape} came back; the expected shape is {e.shape}.",
-        )
+        fail(detail=f"Shape {g.shape} came back; the expected shape is {e.shape}.")
     nan_e, nan_g = _isnan(e), _isnan(g)
     if not _array_equal(nan_e, nan_g):
         where = "NaN where a number was expected" if (nan_g & ~nan_e).any() else "a number where NaN was expected"
-        _fail(
-            what,
-            inputs=inputs,
-            expected=expected,
-            source=source,
-            got=got,
-            hint=hint,
-            detail=f"Your result has {where}.",
-        )
+        fail(detail=f"Your result has {where}.")
     inf_e, inf_g = _isinf(e), _isinf(g)
     if not _array_equal(inf_e, inf_g) or not _array_equal(e[inf_e], g[inf_g]):
-        _fail(
-            what,
-            inputs=inputs,
-            expected=expected,
-            source=source,
-            got=got,
-            hint=hint,
-            detail="The infinite entries of your result differ from the expected ones.",
-        )
+        fail(detail="The infinite entries of your result differ from the expected ones.")
     err = rel_error(g, e)
     if not err <= tol:
         note = ""
@@ -194,7 +156,7 @@ def check_close(got, expected, *, what: str, source: str, inputs=None, hint: str
             diff[~(_isfinite(g) & _isfinite(e))] = -1.0
             k = tuple(int(i) for i in _unravel_index(int(diff.argmax()), diff.shape))
             note = f"  largest difference at index {k}: expected {e[k]:.10g}, got {g[k]:.10g}"
-        _fail(what, inputs=inputs, expected=expected, source=source, got=got, error=err, tol=tol, hint=hint, note=note)
+        fail(error=err, tol=tol, note=note)
 
 
 def check(condition: bool, *, what: str, expected: str, got, source: str = "", inputs=None, hint: str = "") -> None:
