@@ -4,6 +4,7 @@ as errors, no solution leaks into it, and the HTML works in a real browser."""
 import functools
 import http.server
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -22,6 +23,9 @@ from .conftest import IN_CI
 
 ROOT = Path(__file__).resolve().parent.parent
 HTML = ROOT / "_build" / "html"
+# Point the HTML tests at a book built elsewhere, e.g. by `python -m tools.book --path-output /tmp/b`:
+# TAMEGRAD_BOOK_HTML=/tmp/b/_build/html (then nothing is built here).
+PREBUILT = os.environ.get("TAMEGRAD_BOOK_HTML")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -29,6 +33,58 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 
 def test_notebooks_are_stripped_and_have_the_current_colab_cell():
     assert course.problems() == []
+
+
+def test_sync_writes_the_colab_cell_tagged_to_stay_out_of_the_html(tmp_path):
+    url = "https://example.org/course"
+    path = tmp_path / "page.ipynb"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# A page"),
+                                         nbformat.v4.new_code_cell("import numpy as np")])
+    nbformat.write(nb, path)
+    assert course.sync(path, url) and not course.sync(path, url)   # written once, then current
+    cell = _setup_cell(nbformat.read(path, as_version=4), 0)
+    assert cell.source == course.colab_cell_source(url) and cell.metadata["tags"] == ["remove-cell"]
+    untagged = nbformat.read(path, as_version=4)
+    _setup_cell(untagged, 0).metadata["tags"] = []
+    assert not course.colab_cell_is_current(untagged, url)          # check notices a lost tag
+    nbformat.write(untagged, path)
+    assert course.sync(path, url) and "remove-cell" in _setup_cell(nbformat.read(path, as_version=4), 0).metadata["tags"]
+
+
+def _setup_cell(nb, index=1):
+    """The set-up cell of a page: the first code cell after the Colab cell (index 0 is the Colab cell)."""
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    return code[index] if len(code) > index else None
+
+
+def test_set_up_cells_of_book_pages_are_collapsed_in_the_html():
+    """The cell after the Colab cell (imports, environment, seeds) is tagged to fold behind a toggle."""
+    loose = []
+    for path in course.notebooks(dirs=("book",)):
+        cell = _setup_cell(nbformat.read(path, as_version=4))
+        if cell is None:
+            continue
+        tags = cell.metadata.get("tags", [])
+        if "import " not in cell.source or not {"hide-input", "hide-cell"} & set(tags):
+            loose.append(path.relative_to(ROOT).as_posix())
+    assert not loose, "set-up cell not an import cell tagged hide-input or hide-cell: " + ", ".join(loose)
+
+
+SOURCE_FILE_NAME = re.compile(r"\b00[0-4]_[0-9a-f]{16}\.txt|\b[Ss]eeds? 00[0-4]\b|\b00[0-4]-\d\d\b")
+
+
+def test_pages_name_the_source_articles_by_letter():
+    """Learner-facing text says "article C" (the appendix lists the five); file names stay in that appendix."""
+    found = []
+    for path in sorted((ROOT / "book").rglob("*")):
+        if path.suffix not in (".md", ".ipynb") or path.name == "source_articles.md":
+            continue
+        if path.suffix == ".md":
+            texts = [path.read_text(encoding="utf-8")]
+        else:
+            texts = [c.source for c in nbformat.read(path, as_version=4).cells]
+        found += [f"{path.relative_to(ROOT)}: {m.group(0)}" for t in texts for m in SOURCE_FILE_NAME.finditer(t)]
+    assert not found, "name the source articles A to E instead:\n" + "\n".join(found)
 
 
 def test_every_toc_entry_exists():
@@ -39,7 +95,12 @@ def test_every_toc_entry_exists():
 
 @pytest.fixture(scope="session")
 def built_book() -> Path:
-    """Build once per session into _build/ (its execution cache makes a rebuild quick)."""
+    """Build once per session into _build/ (its execution cache makes a rebuild quick),
+    or use the build that ``TAMEGRAD_BOOK_HTML`` names."""
+    if PREBUILT:
+        html = Path(PREBUILT).resolve()
+        assert (html / "searchindex.js").exists(), f"TAMEGRAD_BOOK_HTML={PREBUILT} holds no built book"
+        return html
     result = subprocess.run([sys.executable, "-m", "tools.book"], capture_output=True, text=True, cwd=ROOT)
     log = result.stdout + result.stderr
     assert result.returncode == 0, "the book does not build cleanly:\n" + log[-6000:]
@@ -77,6 +138,22 @@ def test_no_solution_code_reaches_the_book(built_book):
                     line = line.strip()
                     if len(line) > 30 and line not in released:  # distinctive lines of the answer
                         assert line not in text, f"{source.name}: solution line in the book: {line!r}"
+
+
+# Reprs a cell prints when its last line returns an object nobody meant to show.
+STRAY_REPRS = re.compile(r"&lt;torch\._C\.Generator|&lt;Figure size|\[?&lt;matplotlib\.|\bText\(-?[\d.]+, -?[\d.]+, ")
+
+
+@pytest.mark.slow
+def test_no_page_shows_the_colab_cell_or_a_stray_repr(built_book):
+    problems = []
+    for page in _html_pages(built_book, redirects=False):
+        text = page.read_text(encoding="utf-8")
+        rel = page.relative_to(built_book).as_posix()
+        if course.COLAB_MARKER in text:
+            problems.append(f"{rel}: shows the Colab cell")
+        problems += [f"{rel}: shows {m.group(0)!r}" for m in STRAY_REPRS.finditer(text)]
+    assert not problems, "\n".join(problems)
 
 
 class _Links(HTMLParser):
@@ -187,3 +264,76 @@ def test_every_page_in_chromium(built_book, served_book):
             page.close()
         browser.close()
     assert not problems, "\n".join(problems)
+
+
+# At each width: the page is no wider than the viewport, every display equation fits its column
+# (no sideways scrolling inside it) with its number inside the column; the Colab cell is not in the
+# page, and on chapter pages the first code cell (the set-up cell) is folded behind a toggle.
+LAYOUT = """() => {
+    const W = window.innerWidth, found = [];
+    const box = e => e.getBoundingClientRect();
+    const page = document.documentElement.scrollWidth;
+    if (page > W + 1) {
+        const wide = Array.from(document.querySelectorAll('body *')).filter(e => box(e).right > W + 1
+            && e.getClientRects().length).slice(-3).map(e => e.tagName.toLowerCase() + '.' + e.className);
+        found.push(`page is ${page} px wide (widest: ${wide.join(', ')})`);
+    }
+    for (const d of document.querySelectorAll('div.math')) {
+        const name = d.id ? d.id.replace(/^equation-/, '') : `"${d.textContent.trim().slice(0, 30)}..."`;
+        const mjx = d.querySelector('mjx-container');
+        if (mjx && mjx.scrollWidth > mjx.clientWidth + 1)
+            found.push(`equation ${name} is ${mjx.scrollWidth} px wide in a ${mjx.clientWidth} px column`);
+        const no = d.querySelector('.eqno');
+        if (no) {
+            const a = box(no), b = box(d);
+            if (!a.width || a.left < b.left - 1 || a.right > b.right + 1 || a.right > W + 1)
+                found.push(`the number of equation ${name} is clipped`);
+        }
+    }
+    if (document.documentElement.textContent.includes(COLAB))
+        found.push('the Colab install cell is in the page');
+    const cell = CHAPTER && document.querySelector('div.cell');
+    if (cell) {
+        const input = cell.querySelector('.cell_input');
+        if (!input || !input.textContent.includes('import ') || input.checkVisibility()
+            || !cell.querySelector('details > summary'))
+            found.push('the set-up cell is not folded behind a toggle');
+    }
+    return found;
+}"""
+PAGE_WIDTHS = (1400, 390)  # a laptop, a phone
+
+
+def _load(browser, url: str, width: int):
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    page.goto(url, wait_until="load")
+    page.evaluate("""async () => { if (document.querySelector('script[src*="mathjax"]')) {
+        await new Promise(done => { const wait = () => (window.MathJax && MathJax.startup && MathJax.startup.promise)
+            ? MathJax.startup.promise.then(done) : setTimeout(wait, 20); wait(); }); } }""")
+    return page
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.parametrize("width", PAGE_WIDTHS)
+def test_every_page_fits_the_screen_and_hides_set_up_code(built_book, served_book, width):
+    """At 1400 and 390 px: no page wider than the viewport, no equation overflowing or with its
+    number clipped, no Colab cell, and chapter pages' set-up cells folded."""
+    if CHROMIUM is None:
+        if IN_CI:
+            pytest.fail("Chromium is missing in CI: .ci/run installs Debian's chromium package")
+        pytest.skip("Chromium is not installed (apt-get install chromium); the browser test needs it")
+    from playwright.sync_api import sync_playwright
+
+    problems = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        for html in _html_pages(built_book, redirects=False):
+            rel = html.relative_to(built_book).as_posix()
+            page = _load(browser, f"{served_book}/{rel}", width)
+            script = LAYOUT.replace("COLAB", json.dumps(course.COLAB_MARKER)).replace(
+                "CHAPTER", json.dumps(rel.startswith("book/")))
+            problems += [f"{rel} at {width} px: {found}" for found in page.evaluate(script)]
+            page.close()
+        browser.close()
+    assert not problems, f"{len(problems)} layout problems:\n" + "\n".join(problems)

@@ -301,7 +301,7 @@ def test_the_failure_message_quoted_in_the_book_is_real():
     with pytest.raises(AssertionError) as failure:
         gr.check_gradient(s * (1 - s), lambda t: 1 / (1 + (-t).exp()), [x], upstream=g, input_names=["x"],
                           names=["dL/dx"], what="sigmoid_backward(x, grad_out)",
-                          hint="sigma'(x) = sigma(x) (1 - sigma(x)), times grad_out.")
+                          hint="differentiate 1 / (1 + e^{-x}), then express e^{-x} through sigma(x); times grad_out.")
     page = (ROOT / "book" / "exercises.md").read_text(encoding="utf-8")
     quoted = page.split("```text\n", 1)[1].split("```", 1)[0]
     assert quoted.strip() == str(failure.value).strip()
@@ -392,3 +392,207 @@ def test_feedback_teaches_and_grades_export_to_csv(a, graded):
     assert float(rows["solution"]["score"]) == float(rows["solution"]["max_score"]) > 0
     assert float(rows["blank"]["score"]) == 0.0
     assert 0 < float(rows[mutant.name]["score"]) < float(rows[mutant.name]["max_score"])
+
+
+# ------------------------------------------- hints, self-check, nothing given away
+SELF_CHECKED = ["ex01_gradient_descent", "ex02_activations", "ex03_backprop_mlp", "ex04_initialisation", "ex05_batchnorm",
+                "ex06_clipping", "ex07_remedies"]
+WITH_TASK = re.compile(r'^with gr\.task\("(task\d+)", points=(\d+), answers=\(([^)]*)\)\):$', re.MULTILINE)
+
+#: results of the derivation tasks, as they would be written out: none may appear in the student
+#: version's markdown, docstrings or visible tests, nor in the first level of the task's hints
+GIVEAWAYS = {
+    "ex01_gradient_descent": {"task1": ["A + A^T", "A + A.T", "A^\\top", "A @ w - b"],
+                              "task3": ["2 / lambda", "2/lambda", "2/\\lambda", "\\frac{2}{\\lambda", "1 - \\eta\\lambda",
+                                        "I - lr H", "I - \\eta H", "1.0 - lr", "1 - lr"],
+                              "task5": ["lambda_min + lambda_max", "\\lambda_{\\min} + \\lambda_{\\max}", "kappa - 1",
+                                        "\\kappa - 1"]},
+    "ex02_activations": {"task2": ["(1 - s)", "(1 - sigma", "1 - \\sigma", "1 - tanh", "1 - \\tanh", "\\sigma(x)\\,\\bigl(1"],
+                         "task4": ["alpha e^x", "alpha * e^x", "\\alpha\\, e^{x}", "alpha * np.exp"],
+                         "task5": ["1 + x * (1", "x * s * (1", "x \\sigma(x) (1", "\\sigma(x)(1 +"]},
+    "ex04_initialisation": {"task1": ["sqrt(2 / (1 + slope", "\\sqrt{2/(1 +", "2 / (1 + slope", "sqrt(2.0 / (1.0"]},
+    "ex07_remedies": {"task1": ["diag(1 - tanh", "I + diag", "\\operatorname{diag}\\bigl(1", "(1.0 - t * t)"]},
+    # ex03 and ex05 (exercises-b)
+    "ex03_backprop_mlp": {"task1": ["probs - onehot", "-1 / N", "-1.0 / N", "counts_sum ** 2", "/ probs"],
+                          "task2": ["1 - h1 ** 2", "1 - h1^2", "1 - h^2", "1 - tanh^2", "dlogits @ W2", "dlogits.T @ h1"],
+                          "task3": ["-0.5 * (var + EPS)", "2 * centred / N", "2 centred_n / N", "da1 * gamma"],
+                          "task4": ["np.add.at", "dz1 @ W1", "dz1.T @ x"],
+                          "task5": ["probs - np.eye", "da1 - da1.mean", "(da1 * xhat)"]},
+    "ex05_batchnorm": {"task4": ["g - g.mean", "g - mean(g", "mean(g * xhat", "(g * xhat).mean", "xhat * mean(g",
+                                 "\\frac{\\gamma}{\\sqrt", "sum_k g_k", "\\sum_{k} g_k", "(g * xhat).sum"],
+                       "task5": ["delta_nk - 1/N", "\\delta_{nk} -", "np.eye(N) -", "np.outer(xhat"]},
+}
+
+
+def student_text(nb) -> str:
+    """What a learner reads in the student version: markdown, answer stubs with their docstrings,
+    and the visible tests."""
+    return "\n".join(c.source for c in nb.cells)
+
+
+@pytest.mark.parametrize("a", SELF_CHECKED)
+def test_every_task_has_a_hint_ladder_with_its_points(a):
+    from tamegrad.grading import ladder
+
+    nb = read(source_path(a))
+    headings = {f"task{k}": int(p) for c in nb.cells if c.cell_type == "markdown" for k, p in TASK_HEADING.findall(c.source)}
+    tasks = ladder.load(a)
+    assert list(tasks) == list(headings), f"{a}: the hint file's tasks should be the notebook's, in order"
+    for task, table in tasks.items():
+        assert table["points"] == headings[task], f"{a} {task}: hint file {table['points']}, heading {headings[task]}"
+        assert len(table["levels"]) >= 3, f"{a} {task}: a nudge, the structure, a worked step"
+
+
+@pytest.mark.parametrize("a", SELF_CHECKED)
+def test_the_visible_tests_record_their_task_and_a_last_cell_checks_your_work(a):
+    nb = read(source_path(a))
+    setup = next(c for c in nb.cells if meta(c).get("grade_id") == "setup")
+    assert f'hint = gr.hints("{a}")' in setup.source
+    for c in graded_cells(nb):
+        visible, _, hidden = c.source.partition(HIDDEN_MARKERS[0])
+        found = WITH_TASK.findall(visible)
+        task = meta(c)["grade_id"].removesuffix("_tests")
+        assert len(found) == 1 and found[0][0] == task and int(found[0][1]) == meta(c)["points"], meta(c)["grade_id"]
+        assert "gr.task(" not in hidden and "gr.summary" not in hidden
+        # the hidden tests run after the block, never inside it: the record is the visible tests' alone
+        assert not c.source.split(HIDDEN_MARKERS[0])[1].split("\n", 1)[1].startswith((" ", "\t")), meta(c)["grade_id"]
+        for name in re.findall(r'"([^"]+)"', found[0][2]):
+            assert re.search(rf"^def {name}\(", "\n".join(x.source for x in answer_cells(nb)), re.MULTILINE), name
+    last = nb.cells[-1]
+    assert last.cell_type == "code" and last.source.strip() == "gr.summary()"
+    assert meta(last) == {"grade": False, "grade_id": "summary", "locked": True, "schema_version": 3,
+                          "solution": False, "task": False}, "the summary earns no points"
+    assert "Check your work" in nb.cells[-2].source and "Runtime → Run all" in nb.cells[0].source
+    assert 'hint("task2")' in nb.cells[0].source
+
+
+@pytest.mark.parametrize("a", sorted(GIVEAWAYS))
+def test_no_derivation_task_gives_its_result_away(a):
+    """The derivation tasks' results appear in no markdown, docstring or visible test of the
+    student version, and in no first-level hint (later levels may show them)."""
+    from tamegrad.grading import ladder
+
+    text = student_text(read(release_path(a)))
+    tasks = ladder.load(a)
+    for task, results in GIVEAWAYS[a].items():
+        nudge = tasks[task]["levels"][0]
+        for result in results:
+            assert result not in text, f"{a} {task}: the student version shows {result!r}"
+            assert result not in nudge, f"{a} {task}: the first hint shows {result!r}"
+
+
+# ----------------------------------------------- headless runs of the self-check
+def execute(nb, tmp_path: Path):
+    """Run a notebook as nbconvert --execute does (nbclient), continuing past errors as a learner
+    who runs every cell would; returns the executed notebook."""
+    import nbclient
+
+    nbclient.NotebookClient(nb, timeout=600, allow_errors=True, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    return nb
+
+
+def text_of(cell) -> str:
+    parts = []
+    for o in cell.outputs:
+        if o.output_type == "stream":
+            parts.append(o.text)
+        elif o.output_type == "error":
+            parts.append("\n".join(o.traceback))
+    return "".join(parts)
+
+
+def table_rows(output: str) -> dict[str, tuple[str, str]]:
+    """task -> (points, status) from the printed summary table."""
+    rows = {}
+    for line in output.splitlines():
+        m = re.match(r"^(task\d+) +(\d+) +(passed|failed|not run yet)", line)
+        if m:
+            rows[m.group(1)] = (m.group(2), m.group(3))
+    return rows
+
+
+SELF_CHECK_ASSIGNMENT = "ex02_activations"
+
+
+@pytest.mark.slow
+def test_self_check_and_hints_headless_on_the_solution(tmp_path):
+    """The solution: every task passed; the hint ladder prints its levels in order; re-running an
+    answer cell after its test marks that task "not run yet"."""
+    from nbformat.v4 import new_code_cell
+
+    a = SELF_CHECK_ASSIGNMENT
+    nb = submissions(a)["solution"]
+    task1_answer = next(c.source for c in answer_cells(read(source_path(a))) if meta(c)["grade_id"] == "task1_answer")
+    extra = [new_code_cell('hint("task2")'), new_code_cell('hint("task2")'), new_code_cell('hint("task2")'),
+             new_code_cell('hint("task2")'), new_code_cell('hint("task2", level=1)'),
+             new_code_cell(student_code(task1_answer)), new_code_cell("gr.summary()")]
+    nb.cells += extra
+    nb = execute(nb, tmp_path)
+    first_summary = next(c for c in nb.cells if meta(c).get("grade_id") == "summary")
+    rows = table_rows(text_of(first_summary))
+    points = {f"task{k}": p for k, p in TASK_HEADING.findall(nb.cells[0].source + "\n".join(
+        c.source for c in nb.cells if c.cell_type == "markdown"))}
+    assert rows == {t: (p, "passed") for t, p in points.items()}, rows
+    assert "Hidden tests run when your work is graded" in text_of(first_summary)
+    outs = [text_of(c) for c in nb.cells[-len(extra):]]
+    assert [o.split("\n", 1)[0] for o in outs[:3]] == [f"Hint {k} of 3 for task2 (the derivatives of sigmoid and tanh):"
+                                                        for k in (1, 2, 3)]
+    assert outs[3].startswith("You have seen all 3 hints for task2") and outs[4].startswith("Hint 1 of 3")
+    assert all(len(line) <= 88 for o in outs[:5] for line in o.splitlines())
+    rows = table_rows(outs[-1])
+    stale = {"task1", "task2", "task5"}  # the tasks whose tests called sigmoid (gr.task(..., answers=...))
+    assert {t for t, (_, state) in rows.items() if state == "not run yet"} == stale, outs[-1]
+    assert all(state == "passed" for t, (_, state) in rows.items() if t not in stale)
+    assert "sigmoid changed after the test ran" in " ".join(outs[-1].split())
+
+
+@pytest.mark.slow
+def test_self_check_headless_on_a_blank_and_a_half_right_notebook(tmp_path):
+    """A blank release: no task passes. A half-right one (a wrong Task 2, Task 6 not written): those
+    two fail, with the first line of their failure; the others pass. A failed check is rendered
+    without the checking helpers' frames, in lines nbgrader validate does not cut."""
+    a = SELF_CHECK_ASSIGNMENT
+    blank = execute(submissions(a)["blank"], tmp_path)
+    rows = table_rows(text_of(blank.cells[-1]))
+    assert len(rows) == 6 and all(s in ("failed", "not run yet") for _, s in rows.values()), rows
+
+    solution = {meta(c)["grade_id"]: student_code(c.source) for c in answer_cells(read(source_path(a)))}
+    wrong = next(m for m in for_assignment(a) if m.name == "sigmoid-backward-without-upstream")
+    half = read(release_path(a))
+    for c in answer_cells(half):
+        gid = meta(c)["grade_id"]
+        if gid == "task2_answer":
+            c.source = mutate(solution[gid], wrong)
+        elif gid != "task6_answer":
+            c.source = solution[gid]
+    half = execute(half, tmp_path)
+    out = text_of(half.cells[-1])
+    rows = table_rows(out)
+    assert {t: s for t, (_, s) in rows.items()} == {"task1": "passed", "task2": "failed", "task3": "passed",
+                                                    "task4": "passed", "task5": "passed", "task6": "failed"}, out
+    assert re.search(r"task2 +2 +failed +sigmoid_backward\(x, grad_out\), dL/dx: wrong\.", out), out
+    failed = next(c for c in half.cells if meta(c).get("grade_id") == "task2_tests")
+    error = next(o for o in failed.outputs if o.output_type == "error")
+    shown = "\n".join(error.traceback)
+    assert "wrong." in shown and "input:" in shown and "Check failed at Cell In[" in shown
+    assert "tamegrad/grading" not in shown and "_fail(" not in shown and "\x1b[" not in shown
+    assert all(len(line) <= 83 for line in shown.splitlines()), "nbgrader validate cuts longer lines"
+
+
+@pytest.mark.slow
+def test_the_table_never_shows_the_hidden_tests(tmp_path):
+    """In the source (hidden tests present, as when grading), an answer that passes the visible tests
+    and fails a hidden one is recorded as passed, and nothing of the hidden failure is printed by
+    the summary."""
+    a = SELF_CHECK_ASSIGNMENT
+    nb = read(source_path(a))
+    wrong = next(m for m in for_assignment(a) if m.name == "elu-backward-missing-alpha")
+    for c in answer_cells(nb):
+        if meta(c)["grade_id"] == wrong.answer:
+            c.source = mutate(student_code(c.source), wrong)
+    nb = execute(nb, tmp_path)
+    hidden_failure = text_of(next(c for c in nb.cells if meta(c).get("grade_id") == "task4_tests"))
+    assert "alpha=0.5" in hidden_failure  # the hidden test did fail, in its own cell
+    out = text_of(nb.cells[-1])
+    assert table_rows(out)["task4"] == ("3", "passed") and "alpha=0.5" not in out

@@ -7,7 +7,8 @@
 
 The Colab cell is the first code cell of every book page and exercise. It installs
 ``tamegrad`` from ``repository.url`` in ``_config.yml`` (the one setting behind the
-launch buttons too) when it runs on Colab, and does nothing anywhere else.
+launch buttons too) when it runs on Colab, and does nothing anywhere else. It carries the
+tag ``remove-cell``, so the HTML book does not show it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIRS = ("book", "solutions", "exercises")
 COLAB_MARKER = "# Colab only:"
+COLAB_TAG = "remove-cell"  # Jupyter Book leaves the cell out of the HTML
 
 
 def book_config(root: Path = ROOT) -> dict:
@@ -66,8 +68,16 @@ def has_outputs(nb) -> bool:
 
 
 def colab_cell_is_current(nb, url: str) -> bool:
+    """The first code cell is the current Colab cell and is tagged to stay out of the HTML."""
     cell = _first_code_cell(nb)
-    return cell is not None and cell.source == colab_cell_source(url)
+    return (cell is not None and cell.source == colab_cell_source(url)
+            and COLAB_TAG in cell.metadata.get("tags", []))
+
+
+def _tag_colab_cell(cell) -> None:
+    tags = cell.metadata.setdefault("tags", [])
+    if COLAB_TAG not in tags:
+        tags.append(COLAB_TAG)
 
 
 def sync(path: Path, url: str) -> bool:
@@ -79,11 +89,12 @@ def sync(path: Path, url: str) -> bool:
     if cell is not None and cell.source.startswith(COLAB_MARKER):
         cell.source = colab_cell_source(url)
     else:
-        new = nbformat.v4.new_code_cell(colab_cell_source(url))
+        cell = nbformat.v4.new_code_cell(colab_cell_source(url))
         if nb.nbformat_minor < 5:
-            del new["id"]  # cell ids exist from nbformat 4.5 on
+            del cell["id"]  # cell ids exist from nbformat 4.5 on
         first_code = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code"), len(nb.cells))
-        nb.cells.insert(first_code, new)
+        nb.cells.insert(first_code, cell)
+    _tag_colab_cell(cell)
     nbformat.write(nb, path)
     return True
 

@@ -23,16 +23,26 @@ entries; non-finite entries (NaN, +inf, -inf) must match exactly.
 torch is imported only inside the functions that need it. The numpy functions
 used for verdicts are bound when this module is imported, so a notebook that
 later replaces, say, ``np.allclose`` or ``np.max`` does not change a verdict.
+
+For the learner: ``hint = gr.hints("<assignment>")`` then ``hint("task1")`` prints the next
+hint (:mod:`.ladder`); ``with gr.task("task1", points=2, answers=("f",)):`` around a test
+cell's visible checks records their outcome, and ``gr.summary()`` prints the "Check your
+work" table (:mod:`.selfcheck`). A failed check raises :class:`CheckFailed`, which IPython
+shows as the failed line and the message, without the helpers' frames (:mod:`.failure`).
 """
 
+from .failure import CheckFailed
+from .ladder import Hints, hints
 from .integrity import AUTODIFF_MODULES, AUTODIFF_NAMES, check_not_autodiff, shortcuts
 from .references import autodiff_vjp, check_gradient, finite_difference_vjp, torch_vjp
 from .report import (AUTODIFF, FD_TOL, FINITE_DIFFERENCES, TOL, TORCH, call_quietly, check, check_close,
                      check_raises, describe, rel_error, upstream)
+from .selfcheck import results, summary, task
 
 __all__ = [
     "AUTODIFF_NAMES", "AUTODIFF_MODULES",
     "TOL", "FD_TOL", "AUTODIFF", "TORCH", "FINITE_DIFFERENCES", "upstream", "rel_error", "describe",
     "check_close", "check", "check_raises", "call_quietly", "autodiff_vjp", "torch_vjp",
     "finite_difference_vjp", "check_gradient", "shortcuts", "check_not_autodiff",
+    "CheckFailed", "hints", "Hints", "task", "summary", "results",
 ]

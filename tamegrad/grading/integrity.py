@@ -9,6 +9,8 @@ import textwrap
 import types
 from typing import Callable, Iterable
 
+from .failure import CheckFailed, wrap_lines
+
 #: names that, used inside a student's function, would let autodiff or a library
 #: produce the answer (checked by :func:`check_not_autodiff`)
 AUTODIFF_NAMES = frozenset({
@@ -97,10 +99,10 @@ def check_not_autodiff(fn: Callable, *, allow: Iterable[str] = (), forbid: Itera
     found = shortcuts(fn, allow=allow, forbid=forbid, modules=modules)
     if found:
         name = getattr(fn, "__name__", repr(fn))
-        raise AssertionError(
+        raise CheckFailed(wrap_lines(
             f"{what or name}: not accepted.\n\n"
-            f"  {name} uses {', '.join(found)}.\n"
-            f"  The exercise asks you to compute the answer yourself with numpy; letting autodiff or a\n"
-            f"  library produce it would make the tests compare the reference with itself.\n\n"
-            f"  hint: {hint or 'write the formula from the docstring with numpy operations only.'}"
-        )
+            f"  This task asks for the derivation: {name} uses {', '.join(found)}.\n"
+            f"  Letting autodiff or a library produce the answer would make the tests compare the "
+            f"reference with itself, so the grader gives this task no points.\n\n"
+            f"  hint: {hint or 'derive the gradient on paper, then write it with numpy operations only.'}"
+        )) from None

@@ -15,6 +15,7 @@ import numpy as np
 from ..autodiff import Tensor
 from ..gradcheck import as_array as _as_array
 from ..gradcheck import rel_error
+from .failure import CheckFailed, wrap_lines
 
 # --- numpy bound at import time (see the module docstring) -------------------
 _array = np.array
@@ -29,6 +30,7 @@ _array_equal = np.array_equal
 _array2string = np.array2string
 _errstate = np.errstate
 _zeros_like = np.zeros_like
+_ndindex = np.ndindex
 _default_rng = np.random.default_rng
 _unravel_index = np.unravel_index
 
@@ -108,7 +110,7 @@ def _fail(what: str, *, inputs=None, expected=None, source: str = "", got=None, 
         lines.append(note)
     if hint:
         lines += ["", f"  hint: {hint}"]
-    raise AssertionError("\n".join(lines))
+    raise CheckFailed(wrap_lines("\n".join(lines))) from None
 
 
 # --------------------------------------------------------------------- checks
@@ -172,11 +174,66 @@ def check_raises(fn: Callable, args: Sequence = (), kwargs: dict | None = None, 
 def call_quietly(fn: Callable, *args, what: str, hint: str = "", **kwargs):
     """``fn(*args, **kwargs)`` with floating-point overflow, division by zero and
     invalid operations turned into failures (numpy would only print a warning):
-    a numerically stable function computes its answer without any of them."""
+    a numerically stable function computes its answer without any of them. The
+    failure names the operation numpy reported and the input entries at which it
+    happens (found by calling ``fn`` on one entry at a time)."""
     __tracebackhide__ = True  # IPython and pytest show the test's line, not this helper's
     try:
         with _errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
             return fn(*args, **kwargs)
     except FloatingPointError as err:
-        _fail(what, inputs={"args": args, **kwargs}, expected="a result computed without overflow", got=None,
-              hint=hint, detail=f"numpy reported: {err}.")
+        problem = str(err)
+    where = _where_it_fails(fn, args, kwargs)
+    kind = problem.split(" encountered")[0]  # "overflow", "divide by zero", "invalid value"
+    detail = f"{kind.capitalize()}{f' at {where}' if where else ''}: numpy reported \"{problem}\"."
+    _fail(what, inputs=_named_arguments(fn, args, kwargs), expected="a result computed without overflow",
+          got=f"no result: the computation stopped at the {kind}", hint=hint, detail=detail)
+
+
+def _named_arguments(fn: Callable, args: Sequence, kwargs: dict) -> dict:
+    """{parameter name: value} for a call, by ``fn``'s signature where it has one."""
+    import inspect
+
+    try:
+        return dict(inspect.signature(fn).bind(*args, **kwargs).arguments)
+    except (TypeError, ValueError):
+        return {**{f"argument {i + 1}": a for i, a in enumerate(args)}, **kwargs}
+
+
+def _where_it_fails(fn: Callable, args: Sequence, kwargs: dict, limit: int = 4096) -> str:
+    """The entries of the first array argument at which ``fn`` alone raises a floating-point
+    error, e.g. "x[0] = -1000.0 (and 1 more entry)"; arguments of the same shape are
+    sliced alike. Empty if the function cannot be called entry by entry."""
+    named = _named_arguments(fn, args, kwargs)
+    arrays = {k: v for k, v in named.items() if isinstance(v, np.ndarray) and v.ndim >= 1}
+    if not arrays:
+        return ""
+    name, first = next(iter(arrays.items()))
+    if first.size > limit:
+        return ""
+    bad = []
+    for k in _ndindex(first.shape):
+        one = {n: (v[k][None] if isinstance(v, np.ndarray) and v.shape == first.shape else v) for n, v in named.items()}
+        try:
+            with _errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
+                fn(**one) if _binds(fn, one) else fn(*one.values())
+        except FloatingPointError:
+            bad.append(k)
+        except Exception:  # the function does not work entry by entry: say nothing rather than guess
+            return ""
+    if not bad:
+        return ""
+    k = bad[0]
+    index = ", ".join(str(i) for i in k)
+    more = len(bad) - 1
+    return f"{name}[{index}] = {float(first[k])!r}" + (f" (and {more} more entr{'y' if more == 1 else 'ies'})" if more else "")
+
+
+def _binds(fn: Callable, named: dict) -> bool:
+    import inspect
+
+    try:
+        inspect.signature(fn).bind(**named)
+        return True
+    except (TypeError, ValueError):
+        return False
