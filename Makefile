@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 READY  := $(VENV)/.ready
 BUILD  := _build/html
 
-.PHONY: help setup book notebooks test test-fast lab release autograde bench clean freeze
+.PHONY: help setup book notebooks test test-fast lab release autograde bench clean freeze publish
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -33,8 +33,16 @@ test: $(READY)  ## the whole test suite (builds the book on the way)
 test-fast: $(READY)  ## the tests that do not build the book or grade many notebooks
 	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not slow"
 
+# The exchange that nbgrader_config.py names (.nbgrader-exchange/) must exist for the Assignments tab;
+# Jupyter refuses to run as root (a container) without --allow-root.
 lab: $(READY)  ## JupyterLab with nbgrader's assignment list, validate button and formgrader
-	$(BIN)/jupyter lab
+	@mkdir -p "$${NBGRADER_EXCHANGE:-.nbgrader-exchange}"
+	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root)
+
+# The learner-facing course, without solutions/ or hidden tests: see tools/publish.py.
+publish: $(READY)  ## write the public course (no solutions, no hidden tests) to DEST=<folder>
+	@test -n "$(DEST)" || { echo "usage: make publish DEST=<folder, e.g. a clone of the public repository>"; exit 2; }
+	$(BIN)/python -m tools.publish "$(DEST)"
 
 release: $(READY)  ## regenerate exercises/ (student versions) from solutions/
 	$(BIN)/python -m tools.course release

@@ -2,7 +2,7 @@
 
     tamegrad grade ASSIGNMENT --submissions PATH [--workers N] [--scheduler ADDRESS]
                    [--db-url URL] [--timeout SECONDS] [--memory-limit SIZE] [--out DIR]
-                   [--force] [--course DIR] [--sandbox auto|bwrap|none] ...
+                   [--force] [--course DIR] [--sandbox auto|bwrap|none] [--grades FILE] ...
 
 Heavy imports (nbgrader, dask, jupyter) happen inside the command, so ``import tamegrad``
 stays fast.
@@ -16,7 +16,8 @@ from pathlib import Path
 
 GRADE_HELP = """\
 Autograde every submission of ASSIGNMENT with nbgrader's machinery, in parallel and in a
-sandbox. Writes autograded/ and feedback/ (under the course root, or --out) and grades.csv.
+sandbox. Writes autograded/ and feedback/ (under the course root, or --out) and grades.csv
+(or --grades FILE; a grades.csv that nbgrader export wrote is left alone, with exit code 2).
 Exit code 0 when grading worked (whatever the students scored), 1 when some submissions
 could not be graded (status 'error'), 2 when grading could not start.
 """
@@ -44,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="address-space limit of each kernel, e.g. 2G, 1500M (default 2G)")
     g.add_argument("--out", type=Path, metavar="DIR",
                    help="where autograded/, feedback/ and grades.csv go (default: the course root)")
+    g.add_argument("--grades", type=Path, metavar="FILE",
+                   help="the grade table to write (default: <out>/grades.csv); a file that tamegrad grade did "
+                        "not write, such as nbgrader export's grades.csv, is never overwritten")
     g.add_argument("--force", action="store_true", help="regrade submissions that have not changed")
     g.add_argument("--course", type=Path, default=Path("."), metavar="DIR",
                    help="course root with nbgrader_config.py and the source notebooks (default: .)")
@@ -68,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             workers=args.workers, scheduler=args.scheduler, db_url=args.db_url, timeout=args.timeout,
             memory_limit=args.memory_limit, out=args.out, force=args.force, sandbox=args.sandbox,
             named_regexp=args.named_regexp, guard=not args.no_guard, feedback=not args.no_feedback,
-            progress=not args.no_progress, students=args.student,
+            progress=not args.no_progress, students=args.student, grades=args.grades,
         )
         return run(opts)
     return 2

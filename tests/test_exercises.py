@@ -34,7 +34,7 @@ from .exercises_mutants import MUTANTS, Mutant, for_assignment
 ROOT = Path(__file__).resolve().parent.parent
 ASSIGNMENTS = [  # fixed names: the book links to them
     "ex01_gradient_descent", "ex02_activations", "ex03_backprop_mlp", "ex04_initialisation",
-    "ex05_batchnorm", "ex06_clipping", "ex07_remedies",
+    "ex05_batchnorm", "ex06_clipping", "ex07_remedies", "ex08_transformer_stability",
 ]
 FEEDBACK_ASSIGNMENT = "ex05_batchnorm"  # whose feedback HTML and CSV export are checked
 SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
@@ -165,7 +165,7 @@ def headings(nb) -> list[tuple[int, str]]:
 
 
 # --------------------------------------------------------------- fast checks
-def test_the_seven_assignments_exist():
+def test_every_assignment_exists():
     assert course.assignments(ROOT) == ASSIGNMENTS
     released = sorted(p.name for p in (ROOT / "exercises").iterdir() if p.is_dir())
     assert released == ASSIGNMENTS, "run `make release` (python -m tools.course release)"
@@ -237,7 +237,7 @@ def test_one_title_no_skipped_heading_levels_and_the_colab_cell(a, path):
     assert levels[0] == 1 and levels.count(1) == 1, "one '#' title, first"
     for before, after in zip(levels, levels[1:]):
         assert after <= before + 1, f"a heading skips a level: {before} -> {after}"
-    assert course.colab_cell_is_current(nb, course.repository_url(ROOT / "_config.yml"))
+    assert course.colab_cell_is_current(nb, course.repository_url(ROOT))
 
 
 @pytest.mark.parametrize("a", ASSIGNMENTS)
@@ -277,7 +277,7 @@ def test_the_mutant_catalogue_covers_every_graded_cell():
 
 def test_the_exercises_page_lists_every_assignment_with_its_points_and_colab_link():
     page = (ROOT / "book" / "exercises.md").read_text(encoding="utf-8")
-    url = course.repository_url(ROOT / "_config.yml").removeprefix("https://github.com/").removesuffix(".git")
+    url = course.repository_url(ROOT).removeprefix("https://github.com/").removesuffix(".git")
     branch = re.search(r"^\s+branch:\s*(\S+)", (ROOT / "_config.yml").read_text(), re.MULTILINE).group(1)
     for a in ASSIGNMENTS:
         row = next((line for line in page.splitlines() if f"</exercises/{a}/{a}>`" in line), None)
@@ -396,7 +396,7 @@ def test_feedback_teaches_and_grades_export_to_csv(a, graded):
 
 # ------------------------------------------- hints, self-check, nothing given away
 SELF_CHECKED = ["ex01_gradient_descent", "ex02_activations", "ex03_backprop_mlp", "ex04_initialisation", "ex05_batchnorm",
-                "ex06_clipping", "ex07_remedies"]
+                "ex06_clipping", "ex07_remedies", "ex08_transformer_stability"]
 WITH_TASK = re.compile(r'^with gr\.task\("(task\d+)", points=(\d+), answers=\(([^)]*)\)\):$', re.MULTILINE)
 
 #: results of the derivation tasks, as they would be written out: none may appear in the student
@@ -421,6 +421,12 @@ GIVEAWAYS = {
     "ex05_batchnorm": {"task4": ["g - g.mean", "g - mean(g", "mean(g * xhat", "(g * xhat).mean", "xhat * mean(g",
                                  "\\frac{\\gamma}{\\sqrt", "sum_k g_k", "\\sum_{k} g_k", "(g * xhat).sum"],
                        "task5": ["delta_nk - 1/N", "\\delta_{nk} -", "np.eye(N) -", "np.outer(xhat"]},
+    "ex08_transformer_stability": {
+        "task2": ["g_hat - g_hat.mean", "x_hat * (g_hat * x_hat)", "\\hat{x}_i \\hat{x}_j", "x_hat_i x_hat_j",
+                  "mean of g_hat * x_hat"],
+        "task3": ["(g_hat - x_hat", "x_hat * (g_hat * x_hat)", "delta_ij - x_hat_i x_hat_j", "x_j / (D r)"],
+        "task5": ["np.abs(gain_q * gain_k).max()", "max |w|", "max_m |w_m|", "\\max_m", "length sqrt(d)",
+                  "length of u is sqrt(d)"]},
 }
 
 

@@ -43,6 +43,7 @@ class Options:
     feedback: bool = True
     progress: bool = True
     students: list[str] = field(default_factory=list)
+    grades: Path | None = None          # default: <out>/grades.csv
 
 
 class GradingError(Exception):
@@ -85,10 +86,16 @@ class Grader:
         self.opts = opts
         self.root = Path(opts.course).resolve()
         self.out = Path(opts.out).resolve() if opts.out else self.root
+        self.grades_path = Path(opts.grades).resolve() if opts.grades else self.out / "grades.csv"
+        try:
+            self.table = report.Table(self.grades_path)
+        except report.NotOurs as exc:
+            raise GradingError(str(exc)) from exc
         self.config = gradebook.load_config(self.root)
         regexp = opts.named_regexp or self.config.get("FileNameCollectorPlugin", {}).get("named_regexp", "")
         try:
-            self.submitted = submissions.intake(Path(opts.submissions), opts.assignment, tmp, regexp)
+            self.intake = submissions.intake(Path(opts.submissions), opts.assignment, tmp, regexp)
+            self.submitted = self.intake.root
         except submissions.IntakeError as exc:
             raise GradingError(str(exc)) from exc
         self.coursedir = gradebook.course_directory(self.root, self.config, db_url=opts.db_url,
@@ -103,7 +110,6 @@ class Grader:
         self.version = gradebook.assignment_version(self.coursedir, opts.assignment)
         self.layout = gradebook.cell_layout(self.coursedir, opts.assignment)
         self.cell_columns = [f"{nb}/{gid}" for nb, gid, _, _ in self.layout]
-        self.table = report.Table(self.out / "grades.csv")
 
         from nbgrader.converters import Autograde
 
@@ -140,6 +146,8 @@ class Grader:
         opts = self.opts
         student = sub.student
         fp = fingerprint(sub.folder, self.version)
+        if sub.invalid:  # an id nbgrader cannot store, or a folder that was a link: a row, no grading
+            return "row", self.row(student, "invalid", sub.invalid, "; ".join(sub.notes), fp, "")
         old = self.table.get(student, opts.assignment)
         dest = Path(self.coursedir.format_path(self.coursedir.autograded_directory, student, opts.assignment))
         if (not opts.force and old and old.get("fingerprint") == fp and old.get("status") not in ("error", "")
@@ -150,7 +158,7 @@ class Grader:
         _rmtree(dest)
         readable, invalid = sanitize.readable_notebooks(sub.notebooks)
         missing = [n for n in self.notebooks if n not in sub.notebooks]
-        notes = []
+        notes = list(sub.notes)
         if sub.unknown:
             notes.append("ignored notebooks with other names: " + ", ".join(sub.unknown))
         timestamp = self.coursedir.get_existing_timestamp(str(sub.folder)) if sub.folder else None
@@ -278,7 +286,7 @@ def _grade(grader: Grader, opts: Options, t0: float) -> int:
         if kind == "none":
             _say(f"WARNING: grading WITHOUT a sandbox ({why}). Student code can read and write what you can "
                  "and reach the network. Install bubblewrap (Debian: apt-get install bubblewrap).")
-    subs = submissions.list_submissions(grader.submitted, opts.assignment, grader.notebooks)
+    subs = submissions.list_submissions(grader.intake, opts.assignment, grader.notebooks)
     if opts.students:
         subs = [s for s in subs if s.student in opts.students]
     present = {s.student for s in subs}
@@ -348,7 +356,8 @@ def _grade(grader: Grader, opts: Options, t0: float) -> int:
     print(report.summary(list(grader.table.rows.values()), assignment=opts.assignment,
                          seconds=time.perf_counter() - t0, workers=where,
                          sandbox=sandbox.describe(used) if used in ("bwrap", "none") else used,
-                         out=grader.out, skipped=grader.skipped))
+                         out=grader.out, skipped=grader.skipped, intake_notes=grader.intake.general,
+                         grades=grader.grades_path))
     return 1 if grader.errors else 0
 
 
