@@ -601,3 +601,19 @@ def test_interactive_figures_respond_to_their_slider(built_book, served_book):
             page.close()
         browser.close()
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.slow
+def test_the_colab_copies_equal_a_fresh_generation(built_book):
+    """colab/ is generated (``make notebooks``), never edited: the committed copies equal what
+    tools.notebooks writes from this build, glued values included."""
+    build = built_book.parent.parent  # <path-output>/_build/html
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.notebooks", "--check", "--build", str(build)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, (
+        "colab/ is out of date (run make notebooks):\n" + (result.stdout + result.stderr)[-3000:]
+    )

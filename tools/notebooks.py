@@ -2,7 +2,7 @@
 GitHub's viewer): ``make notebooks`` (after ``make book``, whose executed notebooks supply the
 values the pages ``glue`` into their text).
 
-    python -m tools.notebooks [--check]
+    python -m tools.notebooks [--check] [--build PATH_OUTPUT]
 
 Each notebook under ``book/`` and ``exercises/`` is written to ``colab/<same path>`` with its
 code cells unchanged and its Markdown cells rewritten:
@@ -90,6 +90,7 @@ class Index:
         self.titles: dict[str, str] = {}
         self.sections: dict[str, tuple[str, str]] = {}  # label -> (page, title)
         self.equations: dict[str, tuple[str, int]] = {}  # label -> (page, number on that page)
+        self.figures: dict[str, tuple[str, int]] = {}  # label -> (page, number on that page)
         self.glued: dict[str, str] = {}
         for path in sorted((root / "book").rglob("*.md")) + notebooks(root, SOURCES):
             page = path.relative_to(root).with_suffix("").as_posix()
@@ -104,12 +105,16 @@ class Index:
                 self.sections[m.group("label")] = (page, m.group("title").strip())
             for number, label in enumerate(dict.fromkeys(m.group("label") for m in LABELLED_EQUATION.finditer(text))):
                 self.equations[label] = (page, number + 1)
+            if path.suffix == ".ipynb":
+                for number, label in enumerate(figure_names(nbformat.read(path, as_version=4))):
+                    self.figures[label] = (page, number + 1)
         for nb in executed.values():
             for cell in nb.cells:
                 for out in cell.get("outputs", []):
-                    name = out.get("metadata", {}).get("scrapbook", {}).get("name")
-                    if name and "text/plain" in out.get("data", {}):
-                        self.glued[name] = out["data"]["text/plain"]
+                    record = out.get("metadata", {}).get("scrapbook", {})  # what myst-nb's glue() wrote
+                    text = out.get("data", {}).get(record.get("mime_prefix", "") + "text/plain")
+                    if record.get("name") and text is not None:
+                        self.glued[record["name"]] = text
 
     def link(self, page: str, here: str, anchor: str = "") -> str:
         """A relative link from the copy of ``here`` to the copy of ``page`` (or the source .md)."""
@@ -119,18 +124,21 @@ class Index:
         return os.path.relpath(target, start).replace(os.sep, "/") + (f"#{anchor}" if anchor else "")
 
 
+def figure_names(nb) -> list[str]:
+    """The names of the page's figures (``mystnb.figure.name``), in the order the page numbers them."""
+    return [
+        c.metadata["mystnb"]["figure"]["name"]
+        for c in nb.cells
+        if c.get("metadata", {}).get("mystnb", {}).get("figure", {}).get("name")
+    ]
+
+
 # ----------------------------------------------------------- one page's text
 class Page:
-    def __init__(self, index: Index, bib, page: str, nb):
+    def __init__(self, index: Index, bib, page: str):
         self.index, self.bib, self.page = index, bib, page
         self.cited: list[str] = []
         self.equations = {label: n for label, (where, n) in index.equations.items() if where == page}
-        self.figures = {
-            c.metadata["mystnb"]["figure"]["name"]: i + 1
-            for i, c in enumerate(
-                c for c in nb.cells if c.get("metadata", {}).get("mystnb", {}).get("figure", {}).get("name")
-            )
-        }
 
     def markdown(self, text: str) -> str:
         text = DIRECTIVE.sub(self._directive, text)
@@ -176,7 +184,10 @@ class Page:
             anchor = re.sub(r"[^\w -]", "", title).strip().lower().replace(" ", "-")
             return f"[{text or title}]({self.index.link(page, self.page, anchor)})"
         if role == "numref":
-            return f"Fig. {self.figures[target]}"
+            page, number = self.index.figures[target]
+            if page == self.page:
+                return f"Fig. {number}"
+            return f"Fig. {number} of [{self.index.titles[page]}]({self.index.link(page, self.page)})"
         if role == "eq":
             page, number = self.index.equations[target]
             return f"({number})" if page == self.page else f"[({number})]({self.index.link(page, self.page)})"
@@ -199,11 +210,11 @@ class Page:
 
 
 # ------------------------------------------------------------------- driver
-def executed_notebooks(root: Path) -> dict[Path, nbformat.NotebookNode]:
-    """The book's notebooks as the last ``make book`` executed them (from its jupyter-cache)."""
+def executed_notebooks(root: Path, build: Path) -> dict[Path, nbformat.NotebookNode]:
+    """The book's notebooks as the build into ``build`` executed them (from its jupyter-cache)."""
     from jupyter_cache import get_cache
 
-    cache = get_cache(cache_path(root))
+    cache = get_cache(cache_path(build))
     found = {}
     for record in cache.list_project_records():
         try:
@@ -216,7 +227,7 @@ def executed_notebooks(root: Path) -> dict[Path, nbformat.NotebookNode]:
 
 def plain_copy(path: Path, index: Index, bib, root: Path) -> nbformat.NotebookNode:
     nb = nbformat.read(path, as_version=4)
-    page = Page(index, bib, path.relative_to(root).with_suffix("").as_posix(), nb)
+    page = Page(index, bib, path.relative_to(root).with_suffix("").as_posix())
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             cell.source = page.markdown(cell.source)
@@ -229,16 +240,17 @@ def plain_copy(path: Path, index: Index, bib, root: Path) -> nbformat.NotebookNo
     return nb
 
 
-def generate(root: Path = ROOT) -> dict[Path, str]:
-    """Every copy's path (under ``colab/``) and text."""
-    executed = executed_notebooks(root)
+def generate(root: Path = ROOT, build: Path = ROOT) -> dict[Path, str]:
+    """Every copy's path (under ``colab/``) and text, with the values glued by the book built in ``build``
+    (the ``--path-output`` of ``tools.book``)."""
+    executed = executed_notebooks(root, build)
     missing = [
         p
         for p in notebooks(root, ("book",))
         if p not in executed and any("{glue:text}" in c.source for c in nbformat.read(p, as_version=4).cells)
     ]
     if missing:
-        raise SystemExit(f"run `make book` first: no executed copy of {', '.join(str(p) for p in missing)}")
+        raise SystemExit(f"build the book first (make book): no executed copy of {', '.join(str(p) for p in missing)}")
     index, bib = Index(root, executed), bibliography(root)
     return {
         root / OUT / p.relative_to(root): nbformat.writes(plain_copy(p, index, bib, root)) + "\n"
@@ -249,8 +261,11 @@ def generate(root: Path = ROOT) -> dict[Path, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.notebooks", description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="fail if colab/ differs from a fresh generation")
+    parser.add_argument(
+        "--build", type=Path, default=ROOT, help="the --path-output of the book build to read (default: the repository)"
+    )
     args = parser.parse_args(argv)
-    copies = generate()
+    copies = generate(ROOT, args.build.resolve())
     stale = [p for p, text in copies.items() if not p.exists() or p.read_text(encoding="utf-8") != text]
     extra = [p for p in (ROOT / OUT).rglob("*.ipynb") if p not in copies] if (ROOT / OUT).is_dir() else []
     if args.check:
