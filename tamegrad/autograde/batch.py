@@ -304,16 +304,23 @@ class Grader:
             self.on_record(row)
 
 
+def _quiet_dask() -> None:
+    """The Dask client's own log of a lost connection (tracebacks) is noise next to our one-line error."""
+    names = [n for n in logging.root.manager.loggerDict if n == "distributed" or n.startswith("distributed.")]
+    for name in names or ["distributed"]:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
 def _start_dask(opts: Options, n_jobs: int):
     from distributed import Client, LocalCluster
 
     if opts.scheduler:
-        # the client's own log of a lost connection is noise next to our one-line error
-        logging.getLogger("distributed").setLevel(logging.CRITICAL)
+        _quiet_dask()
         try:
             client = Client(opts.scheduler, timeout="30s")
         except Exception as exc:  # noqa: BLE001
             raise GradingError(f"cannot reach the Dask scheduler at {opts.scheduler}: {exc}") from exc
+        _quiet_dask()
         n = len(client.scheduler_info().get("workers", {}))
         return client, None, f"Dask cluster {opts.scheduler} ({n} workers)"
     import os
