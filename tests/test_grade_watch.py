@@ -107,3 +107,43 @@ def test_watch_grades_each_version_once_and_waits_for_a_folder_being_copied(tmp_
     proc = build.grade(course, inbox, "--workers", "0")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "3 unchanged submissions" in proc.stdout, proc.stdout
+
+
+def test_sigterm_while_a_submission_runs_keeps_the_finished_grades_and_records_nothing_half_done(tmp_path):
+    import psutil
+
+    course = build.make_course(tmp_path / "course")
+    release = build.release_notebook(course)
+    inbox = tmp_path / "inbox"
+    build.write_answers(release, inbox, "s1", SQUARE_OK, SIG_OK)
+    out = tmp_path / "watch.out"
+    cmd = [str(build.VENV_BIN / "tamegrad"), "grade", build.ASSIGNMENT, "--submissions", str(inbox)]
+    cmd += ["--course", str(course), "--no-progress", "--workers", "0", "--watch", "1"]
+    with open(out, "w") as fo:
+        proc = subprocess.Popen(cmd, cwd=course, env=build.env(), stdout=fo, stderr=subprocess.STDOUT)
+    try:
+        _wait(lambda: _graded(out)["s1"] == 1, 180, "s1 to be graded", proc)
+        slow = "import time\ntime.sleep(8)\n" + SQUARE_OK  # still running when the signal comes
+        build.write_answers(release, inbox, "s2", slow, SIG_OK)
+        watcher = psutil.Process(proc.pid)
+        _wait(lambda: len(watcher.children(recursive=True)) > 0, 60, "s2's kernels to start", proc)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    text = out.read_text()
+    assert proc.returncode == 0, text
+    assert "Traceback" not in text, text
+    assert _graded(out) == Counter({"s1": 1}), text
+    assert text.strip().splitlines()[-1].startswith("tamegrad grade --watch: stopped by SIGTERM; 1 submission graded")
+    rows = build.read_grades(course / "grades.csv")
+    assert sorted(rows) == ["s1"] and float(rows["s1"]["score"]) == 5.0
+    assert _gradebook(course)["s1"] == 5.0
+    # the next run grades only the one that was running
+    again = build.grade(course, inbox, "--workers", "0")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "1 unchanged submissions" in again.stdout, again.stdout
+    rows = build.read_grades(course / "grades.csv")
+    assert sorted(rows) == ["s1", "s2"] and float(rows["s2"]["score"]) == 5.0
