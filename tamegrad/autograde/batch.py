@@ -444,7 +444,7 @@ def _grade(grader: Grader, opts: Options, t0: float) -> int:
     try:
         pool, close, where = open_pool(opts, len(subs))
         grade_all(grader, subs, pool, bar)
-    except LostScheduler as exc:
+    except (LostScheduler, GradingError) as exc:  # a scheduler lost, or never reached
         _say(f"tamegrad grade: {exc}")
         return 2
     finally:

@@ -83,7 +83,11 @@ def run(opts: Options, interval: float) -> int:
                 print(graded_line(row), flush=True)
 
             grader.on_record = on_record
-            pool, close, where = open_pool(opts, os.cpu_count() or 1)
+            try:
+                pool, close, where = open_pool(opts, os.cpu_count() or 1)
+            except GradingError as exc:
+                _say(f"tamegrad grade: {exc}")
+                return 2
             print(f"watching {opts.submissions} every {interval:g} s ({where}); Ctrl-C or SIGTERM stops", flush=True)
             seen: dict[str, str] = {}  # fingerprint of each folder at the previous scan
             handed: dict[str, str] = {}  # the version last handed to the grading loop
