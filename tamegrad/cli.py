@@ -4,7 +4,8 @@
     tamegrad similarity ASSIGNMENT [--submissions DIR] [--course DIR] [--out DIR] [--threshold F]
     tamegrad grade ASSIGNMENT --submissions PATH [--workers N] [--scheduler ADDRESS]
                    [--db-url URL] [--timeout SECONDS] [--memory-limit SIZE] [--out DIR]
-                   [--force] [--course DIR] [--sandbox auto|bwrap|none] [--grades FILE] ...
+                   [--force] [--course DIR] [--sandbox auto|bwrap|none] [--grades FILE]
+                   [--watch [SECONDS]] ...
 
 Heavy imports (nbgrader, dask, jupyter) happen inside the command, so ``import tamegrad``
 stays fast.
@@ -21,7 +22,10 @@ Autograde every submission of ASSIGNMENT with nbgrader's machinery, in parallel 
 sandbox. Writes autograded/ and feedback/ (under the course root, or --out) and grades.csv
 (or --grades FILE; a grades.csv that nbgrader export wrote is left alone, with exit code 2).
 Exit code 0 when grading worked (whatever the students scored), 1 when some submissions
-could not be graded (status 'error'), 2 when grading could not start.
+could not be graded (status 'error'), 2 when grading could not start or the Dask
+scheduler was lost (every grade recorded before stays; a rerun grades only the rest).
+With --watch it keeps running and grades each new or changed submission once its folder
+is unchanged over one interval; Ctrl-C or SIGTERM stops it with exit code 0.
 """
 
 
@@ -115,6 +119,15 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--student", action="append", default=[], metavar="ID", help="grade only this student (repeatable)")
     g.add_argument("--no-feedback", action="store_true", help="do not write feedback HTML")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument(
+        "--watch",
+        nargs="?",
+        const=30.0,
+        type=float,
+        metavar="SECONDS",
+        help="keep running: every SECONDS (default 30) grade the new or changed submissions "
+        "(a folder is graded once it is unchanged over one interval); Ctrl-C stops it, exit 0",
+    )
 
     r = sub.add_parser("report", help="what the class got wrong: an HTML report and CSVs from what grading recorded")
     r.add_argument("assignment")
@@ -206,6 +219,13 @@ def main(argv: list[str] | None = None) -> int:
             students=args.student,
             grades=args.grades,
         )
+        if args.watch is not None:
+            if not args.watch > 0:
+                print("tamegrad grade: --watch takes a number of seconds > 0", file=sys.stderr)
+                return 2
+            from .autograde import watch
+
+            return watch.run(opts, args.watch)
         return run(opts)
     if args.command == "report":
         return _report(args)

@@ -156,6 +156,7 @@ class Grader:
         self.sandbox_used: set[str] = set()
         self.skipped = 0
         self.errors = 0
+        self.on_record = None  # called with each row once it is saved (``--watch`` prints it)
 
     # -- one submission, before execution ---------------------------------------------
     def prepare(self, sub: submissions.Submission) -> Prepared | Row | None:
@@ -299,16 +300,27 @@ class Grader:
     def record(self, row: dict) -> None:
         self.table.put(row, self.cell_columns)
         self.table.save()
+        if self.on_record is not None:
+            self.on_record(row)
+
+
+def _quiet_dask() -> None:
+    """The Dask client's own log of a lost connection (tracebacks) is noise next to our one-line error."""
+    names = [n for n in logging.root.manager.loggerDict if n == "distributed" or n.startswith("distributed.")]
+    for name in names or ["distributed"]:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def _start_dask(opts: Options, n_jobs: int):
     from distributed import Client, LocalCluster
 
     if opts.scheduler:
+        _quiet_dask()
         try:
             client = Client(opts.scheduler, timeout="30s")
         except Exception as exc:  # noqa: BLE001
             raise GradingError(f"cannot reach the Dask scheduler at {opts.scheduler}: {exc}") from exc
+        _quiet_dask()
         n = len(client.scheduler_info().get("workers", {}))
         return client, None, f"Dask cluster {opts.scheduler} ({n} workers)"
     import os
@@ -336,21 +348,84 @@ def run(opts: Options) -> int:
         return _grade(grader, opts, t0)
 
 
-def _grade(grader: Grader, opts: Options, t0: float) -> int:
-    from tqdm import tqdm
-
+def choose_sandbox(grader: Grader, opts: Options) -> str | None:
+    """Resolve ``--sandbox`` here (with ``--scheduler`` each worker resolves it); an error message or None."""
     if opts.sandbox in ("auto", "bwrap") and not opts.scheduler:
         try:
             kind, why = sandbox.choose(opts.sandbox)
         except RuntimeError as exc:
-            _say(f"tamegrad grade: {exc}")
-            return 2
+            return str(exc)
         grader.sandbox_kind = kind
         if kind == "none":
             _say(
                 f"WARNING: grading WITHOUT a sandbox ({why}). Student code can read and write what you can "
                 "and reach the network. Install bubblewrap (Debian: apt-get install bubblewrap)."
             )
+    return None
+
+
+def open_pool(opts: Options, n_jobs: int):
+    """(pool, close, where): the pool that runs the jobs, how to shut it down, and a description."""
+    client = cluster = None
+    where = "in this process"
+    if opts.workers != 0 or opts.scheduler:
+        client, cluster, where = _start_dask(opts, n_jobs)
+
+    def close() -> None:
+        if client is not None:
+            client.close(timeout=10)
+        if cluster is not None:
+            cluster.close()
+
+    pool = _DaskPool(client, opts.assignment, opts.scheduler) if client is not None else _InlinePool()
+    return pool, close, where
+
+
+def grade_all(grader: Grader, subs, pool, bar=None, stop=lambda: False) -> None:
+    """THE grading loop (a batch and each round of ``--watch``): prepare each submission, run
+    it on ``pool``, record each row as its result comes back. Once ``stop()`` is true nothing
+    more is recorded (a job still running then is graded by the next run). Raises
+    :class:`LostScheduler` when the Dask scheduler goes away; every row recorded before stays."""
+
+    def tick():
+        if bar is not None:
+            bar.update(1)
+
+    for sub in subs:
+        if stop():
+            return
+        try:
+            prep = grader.prepare(sub)
+        except Exception as exc:  # noqa: BLE001
+            prep = Row(grader.row(sub.student, "error", f"preparing failed: {exc!r}", "", "", ""))
+        if isinstance(prep, Prepared):
+            pool.submit(prep)
+        elif isinstance(prep, Row):
+            grader.record(prep.row)
+            tick()
+        elif prep is None:  # unchanged since the last run: its row stays
+            tick()
+        else:
+            raise TypeError(f"prepare() returned {type(prep).__name__}, not Prepared, Row or None")
+        for prep, result, failure in pool.ready():
+            if stop():
+                return
+            grader.record(grader.finish(prep, result, failure))
+            tick()
+    for prep, result, failure in pool.rest(stop):
+        if stop():
+            return
+        grader.record(grader.finish(prep, result, failure))
+        tick()
+
+
+def _grade(grader: Grader, opts: Options, t0: float) -> int:
+    from tqdm import tqdm
+
+    problem = choose_sandbox(grader, opts)
+    if problem:
+        _say(f"tamegrad grade: {problem}")
+        return 2
     subs = submissions.list_submissions(grader.intake, opts.assignment, grader.notebooks)
     if opts.students:
         subs = [s for s in subs if s.student in opts.students]
@@ -365,59 +440,52 @@ def _grade(grader: Grader, opts: Options, t0: float) -> int:
         dynamic_ncols=True,
     )
 
-    client = cluster = None
-    where = "in this process"
+    close = None
     try:
-        if opts.workers != 0 or opts.scheduler:
-            client, cluster, where = _start_dask(opts, len(subs))
-        pool = _DaskPool(client, opts.assignment) if client is not None else _InlinePool()
-        for sub in subs:
-            try:
-                prep = grader.prepare(sub)
-            except Exception as exc:  # noqa: BLE001
-                prep = Row(grader.row(sub.student, "error", f"preparing failed: {exc!r}", "", "", ""))
-            if isinstance(prep, Prepared):
-                pool.submit(prep)
-            elif isinstance(prep, Row):
-                grader.record(prep.row)
-                bar.update(1)
-            elif prep is None:  # unchanged since the last run: its row stays
-                bar.update(1)
-            else:
-                raise TypeError(f"prepare() returned {type(prep).__name__}, not Prepared, Row or None")
-            for prep, result, failure in pool.ready():
-                grader.record(grader.finish(prep, result, failure))
-                bar.update(1)
-        for prep, result, failure in pool.rest():
-            grader.record(grader.finish(prep, result, failure))
-            bar.update(1)
+        pool, close, where = open_pool(opts, len(subs))
+        grade_all(grader, subs, pool, bar)
+    except (LostScheduler, GradingError) as exc:  # a scheduler lost, or never reached
+        _say(f"tamegrad grade: {exc}")
+        return 2
     finally:
         bar.close()
-        if client is not None:
-            client.close()
-        if cluster is not None:
-            cluster.close()
+        if close is not None:
+            try:
+                close()
+            except Exception:  # noqa: BLE001 - a lost scheduler cannot be closed cleanly
+                pass
 
+    mark_missing(grader, roster)
+    print(summary(grader, t0, where))
+    return 1 if grader.errors else 0
+
+
+def mark_missing(grader: Grader, roster) -> None:
+    """A row ``missing`` for each student of the roster with no submission folder."""
     for student in roster:
-        old = grader.table.get(student, opts.assignment)
+        old = grader.table.get(student, grader.opts.assignment)
         if old is None or old.get("status") == "missing":
             grader.table.put(grader.row(student, "missing", "no submission folder", "", "", ""), grader.cell_columns)
     grader.table.save()
+
+
+def summary(grader: Grader, t0: float, where: str) -> str:
     used = ", ".join(sorted(k for k in grader.sandbox_used if k)) or grader.sandbox_kind
-    print(
-        report.summary(
-            list(grader.table.rows.values()),
-            assignment=opts.assignment,
-            seconds=time.perf_counter() - t0,
-            workers=where,
-            sandbox=sandbox.describe(used) if used in ("bwrap", "none") else used,
-            out=grader.out,
-            skipped=grader.skipped,
-            intake_notes=grader.intake.general,
-            grades=grader.grades_path,
-        )
+    return report.summary(
+        list(grader.table.rows.values()),
+        assignment=grader.opts.assignment,
+        seconds=time.perf_counter() - t0,
+        workers=where,
+        sandbox=sandbox.describe(used) if used in ("bwrap", "none") else used,
+        out=grader.out,
+        skipped=grader.skipped,
+        intake_notes=grader.intake.general,
+        grades=grader.grades_path,
     )
-    return 1 if grader.errors else 0
+
+
+class LostScheduler(Exception):
+    """The Dask scheduler went away in the middle of a batch."""
 
 
 class _InlinePool:
@@ -436,18 +504,24 @@ class _InlinePool:
         while self.done:
             yield self.done.pop(0)
 
-    rest = ready
+    def rest(self, stop=lambda: False):
+        return self.ready()
 
 
 class _DaskPool:
-    """Runs jobs on Dask workers; yields results as they complete."""
+    """Runs jobs on Dask workers; yields results as they complete. A worker that dies takes
+    no result with it (the scheduler runs its job again elsewhere); a scheduler that goes
+    away raises :class:`LostScheduler` (its jobs have no result to record)."""
 
-    def __init__(self, client, assignment: str):
+    GRACE = 10.0  # seconds the client may spend reconnecting before the scheduler counts as lost
+
+    def __init__(self, client, assignment: str, address: str | None = None):
         from distributed import as_completed
 
-        self.client, self.assignment = client, assignment
+        self.client, self.assignment, self.address = client, assignment, address
         self.pending: dict = {}
         self.done = as_completed()
+        self.lost_since: float | None = None
 
     def submit(self, prep: Prepared) -> None:
         fut = self.client.submit(
@@ -456,21 +530,53 @@ class _DaskPool:
         self.pending[fut.key] = prep
         self.done.add(fut)
 
+    def _lost(self) -> LostScheduler:
+        n = len(self.pending)
+        return LostScheduler(
+            f"lost the Dask scheduler {self.address or '(local cluster)'}; {n} submission"
+            f"{'s' if n != 1 else ''} being graded there {'were' if n != 1 else 'was'} not recorded. Every "
+            "grade recorded before stays in the gradebook and grades.csv: start a scheduler and workers "
+            "again and rerun the same command, it grades only the rest."
+        )
+
+    def _check(self) -> None:
+        status = getattr(self.client, "status", "running")
+        if status == "running":
+            self.lost_since = None
+            return
+        if status in ("closed", "closing", "failed") or (
+            self.lost_since is not None and time.monotonic() - self.lost_since > self.GRACE
+        ):
+            raise self._lost()
+        if self.lost_since is None:
+            self.lost_since = time.monotonic()
+
     def _result(self, fut):
-        prep = self.pending.pop(fut.key)
+        prep = self.pending[fut.key]
         try:
-            return prep, fut.result(), ""
-        except Exception as exc:  # noqa: BLE001 - a worker died or the task failed
+            result = fut.result()
+        except Exception as exc:  # noqa: BLE001 - the task failed, or the scheduler went away
+            if fut.cancelled() or self.client.status != "running":
+                raise self._lost() from None
+            self.pending.pop(fut.key)
             return prep, None, f"execution failed on the worker: {exc!r}"
+        self.pending.pop(fut.key)
+        return prep, result, ""
 
     def ready(self):
+        self._check()
         while self.done.has_ready():
             for fut in self.done.next_batch(block=False):
                 yield self._result(fut)
 
-    def rest(self):
-        for fut in self.done:
-            yield self._result(fut)
+    def rest(self, stop=lambda: False):
+        while self.pending and not stop():
+            if self.done.has_ready():
+                for fut in self.done.next_batch(block=False):
+                    yield self._result(fut)
+            else:
+                self._check()
+                time.sleep(0.1)
 
 
 # ------------------------------------------------------------------------------ the assignment
