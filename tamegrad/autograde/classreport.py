@@ -170,14 +170,15 @@ def render(report: ClassReport, autograded_link: str) -> str:
     scores = list(report.totals.values())
     hist = _figure(
         lambda ax: (
-            ax.hist(
+            ax.hist(  # up to 20 points, one bar per whole point, centred on it
                 scores,
                 bins=max(1, min(20, int(report.max_score) + 1)),
-                range=(0, report.max_score or 1),
+                range=(-0.5, report.max_score + 0.5) if report.max_score <= 20 else (0, report.max_score),
                 edgecolor="white",
             ),
             ax.set_xlabel(f"score (of {report.max_score:g} points)"),
             ax.set_ylabel("students"),
+            ax.yaxis.get_major_locator().set_params(integer=True),
         )
     )
     names = [c.name for c in report.cells]

@@ -121,7 +121,8 @@ def render(assignment: str, pairs: list[Pair], n_students: int, threshold: float
         ".pair{display:grid;grid-template-columns:1fr 1fr;gap:1rem}</style></head><body>",
         f"<h1>{e(assignment)}: similar submissions</h1>",
         f"<p>{n_students} submissions compared on their answer cells only (the release's stubs do not "
-        f"count); {len(pairs)} pairs share at least {threshold:.0%} of one side's fingerprints. A high "
+        f"count); {len(pairs)} {'pair shares' if len(pairs) == 1 else 'pairs share'} at least "
+        f"{threshold:.0%} of one side's fingerprints. A high "
         "score is a reason to look, not a verdict: short answers to the same task can coincide.</p>",
         "<table><tr><th>#</th><th>students</th><th>share of first in second</th><th>share of second in first</th></tr>",
     ]
