@@ -35,10 +35,28 @@ PLOTLY_CONFIG = {"responsive": True, "displaylogo": False}
 INLINED_MARKERS = ("* plotly.js v", "cdn.plot.ly")  # plotly.js's own banner; plotly's CDN
 
 
+TITLE_LINE = 48  # characters of a title line: plotly does not wrap titles, and a book column is ~600 px
+
+
+def wrapped_title(text: str, width: int = TITLE_LINE) -> str:
+    """``text`` with ``<br>`` between words so that no line is longer than ``width`` (a longer word stays whole)."""
+    lines: list[str] = []
+    for word in text.split(" "):
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return "<br>".join(lines)
+
+
 def figure_html(fig_dict: dict) -> str:
-    """The HTML of one figure: a div and the ``Plotly.newPlot`` call, without plotly.js."""
+    """The HTML of one figure: a div and the ``Plotly.newPlot`` call, without plotly.js; a long
+    title is broken into lines that fit the book's column."""
     import plotly.io as pio
 
+    title = fig_dict.get("layout", {}).get("title", {})
+    if isinstance(title, dict) and "<br>" not in title.get("text", "<br>"):
+        title["text"] = wrapped_title(title["text"])
     height = fig_dict.get("layout", {}).get("height", 450)  # a page's div has no height of its own
     return pio.to_html(
         fig_dict,
