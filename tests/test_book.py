@@ -230,57 +230,71 @@ def served_book(built_book):
     server.shutdown()
 
 
-@pytest.mark.slow
-@pytest.mark.browser
-def test_every_page_in_chromium(built_book, served_book):
-    """No console errors, math typeset by MathJax, every image loaded, nothing fetched from outside."""
+@pytest.fixture
+def browser():
+    """Debian's Chromium driven by Playwright, closed after the test (skipped when Chromium is
+    missing, except in CI, where that is a failure)."""
     if CHROMIUM is None:
         if IN_CI:
             pytest.fail("Chromium is missing in CI: .ci/run installs Debian's chromium package")
         pytest.skip("Chromium is not installed (apt-get install chromium); the browser test needs it")
     from playwright.sync_api import sync_playwright
 
-    problems = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        for html in _html_pages(built_book, redirects=False):
-            rel = html.relative_to(built_book).as_posix()
-            errors = []
-            page = browser.new_page()
-            page.on("console", lambda m, errors=errors: m.type == "error" and errors.append(m.text))
-            page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
-            page.on(
-                "response", lambda r, errors=errors: r.status >= 400 and errors.append(f"HTTP {r.status} for {r.url}")
-            )
-            page.on(
-                "request",
-                lambda r, errors=errors: (
-                    not r.url.startswith(served_book)
-                    and not r.url.startswith("data:")
-                    and errors.append(f"external request {r.url}")
-                ),
-            )
-            page.goto(f"{served_book}/{rel}", wait_until="load")
-            page.wait_for_function("""() => !document.querySelector('script[src*="mathjax"]')
-                || (window.MathJax && window.MathJax.startup && window.MathJax.startup.promise)""")
-            page.evaluate("""async () => { if (document.querySelector('script[src*="mathjax"]'))
-                await window.MathJax.startup.promise; }""")
-            state = page.evaluate("""() => ({
-                math: document.querySelectorAll('.math').length,
-                typeset: document.querySelectorAll('mjx-container').length,
-                mathErrors: document.querySelectorAll('mjx-merror').length,
-                badImages: Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src),
-            })""")
-            if state["math"] and not state["typeset"]:
-                errors.append(f"{state['math']} math elements, none typeset by MathJax")
-            if state["mathErrors"]:
-                errors.append(f"{state['mathErrors']} MathJax errors")
-            if state["badImages"]:
-                errors.append(f"images that did not load: {state['badImages']}")
-            if errors:
-                problems.append(f"{rel}: " + "; ".join(errors))
-            page.close()
-        browser.close()
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+def _watch(page, errors: list, origin: str | None = None, http_errors: bool = False) -> None:
+    """Append to ``errors`` every console error and uncaught exception of ``page``; with
+    ``origin``, every request elsewhere (except data: URLs); with ``http_errors``, every
+    response with status >= 400."""
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    if http_errors:
+        page.on("response", lambda r: r.status >= 400 and errors.append(f"HTTP {r.status} for {r.url}"))
+    if origin is not None:
+        page.on(
+            "request",
+            lambda r: (
+                not r.url.startswith(origin)
+                and not r.url.startswith("data:")
+                and errors.append(f"external request {r.url}")
+            ),
+        )
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_every_page_in_chromium(built_book, served_book, browser):
+    """No console errors, math typeset by MathJax, every image loaded, nothing fetched from outside."""
+    problems = []
+    for html in _html_pages(built_book, redirects=False):
+        rel = html.relative_to(built_book).as_posix()
+        errors = []
+        page = browser.new_page()
+        _watch(page, errors, origin=served_book, http_errors=True)
+        page.goto(f"{served_book}/{rel}", wait_until="load")
+        page.wait_for_function("""() => !document.querySelector('script[src*="mathjax"]')
+            || (window.MathJax && window.MathJax.startup && window.MathJax.startup.promise)""")
+        page.evaluate("""async () => { if (document.querySelector('script[src*="mathjax"]'))
+            await window.MathJax.startup.promise; }""")
+        state = page.evaluate("""() => ({
+            math: document.querySelectorAll('.math').length,
+            typeset: document.querySelectorAll('mjx-container').length,
+            mathErrors: document.querySelectorAll('mjx-merror').length,
+            badImages: Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src),
+        })""")
+        if state["math"] and not state["typeset"]:
+            errors.append(f"{state['math']} math elements, none typeset by MathJax")
+        if state["mathErrors"]:
+            errors.append(f"{state['mathErrors']} MathJax errors")
+        if state["badImages"]:
+            errors.append(f"images that did not load: {state['badImages']}")
+        if errors:
+            problems.append(f"{rel}: " + "; ".join(errors))
+        page.close()
     assert not problems, "\n".join(problems)
 
 
@@ -334,27 +348,18 @@ def _load(browser, url: str, width: int):
 @pytest.mark.slow
 @pytest.mark.browser
 @pytest.mark.parametrize("width", PAGE_WIDTHS)
-def test_every_page_fits_the_screen_and_hides_set_up_code(built_book, served_book, width):
+def test_every_page_fits_the_screen_and_hides_set_up_code(built_book, served_book, browser, width):
     """At 1400 and 390 px: no page wider than the viewport, no equation overflowing or with its
     number clipped, no Colab cell, and chapter pages' set-up cells folded."""
-    if CHROMIUM is None:
-        if IN_CI:
-            pytest.fail("Chromium is missing in CI: .ci/run installs Debian's chromium package")
-        pytest.skip("Chromium is not installed (apt-get install chromium); the browser test needs it")
-    from playwright.sync_api import sync_playwright
-
     problems = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        for html in _html_pages(built_book, redirects=False):
-            rel = html.relative_to(built_book).as_posix()
-            page = _load(browser, f"{served_book}/{rel}", width)
-            script = LAYOUT.replace("COLAB", json.dumps(course.COLAB_MARKER)).replace(
-                "CHAPTER", json.dumps(rel.startswith("book/"))
-            )
-            problems += [f"{rel} at {width} px: {found}" for found in page.evaluate(script)]
-            page.close()
-        browser.close()
+    for html in _html_pages(built_book, redirects=False):
+        rel = html.relative_to(built_book).as_posix()
+        page = _load(browser, f"{served_book}/{rel}", width)
+        script = LAYOUT.replace("COLAB", json.dumps(course.COLAB_MARKER)).replace(
+            "CHAPTER", json.dumps(rel.startswith("book/"))
+        )
+        problems += [f"{rel} at {width} px: {found}" for found in page.evaluate(script)]
+        page.close()
     assert not problems, f"{len(problems)} layout problems:\n" + "\n".join(problems)
 
 
@@ -421,35 +426,25 @@ def test_checkpoints_become_quotes_and_details_in_the_plain_copies():
 
 @pytest.mark.slow
 @pytest.mark.browser
-def test_checkpoint_answers_are_hidden_until_asked_for(built_book, served_book):
+def test_checkpoint_answers_are_hidden_until_asked_for(built_book, served_book, browser):
     """On a page with checkpoint questions: every question shows, every answer is hidden, and
     clicking an answer's title reveals it, with no console errors."""
-    if CHROMIUM is None:
-        if IN_CI:
-            pytest.fail("Chromium is missing in CI: .ci/run installs Debian's chromium package")
-        pytest.skip("Chromium is not installed (apt-get install chromium); the browser test needs it")
-    from playwright.sync_api import sync_playwright
-
     nb = nbformat.read(ROOT / "book/03_math/bptt.ipynb", as_version=4)
     expected = len(_checkpoints(nb))
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        page = browser.new_page()
-        errors = []
-        page.on("console", lambda m: m.type == "error" and errors.append(m.text))
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(f"{served_book}/book/03_math/bptt.html", wait_until="load")
-        questions, answers = page.locator("div.exercise"), page.locator("div.solution")
-        assert questions.count() == answers.count() == expected
-        for k in range(expected):
-            question_text = questions.nth(k).locator("p:not(.admonition-title)").first
-            answer_text = answers.nth(k).locator("p:not(.admonition-title)").first
-            assert question_text.is_visible() and "Predict" in question_text.inner_text()
-            assert not answer_text.is_visible(), f"answer {k + 1} is visible before it is asked for"
-            answers.nth(k).locator(".admonition-title").click()
-            answer_text.wait_for(state="visible", timeout=5000)
-            assert answer_text.inner_text().strip()
-        browser.close()
+    page = browser.new_page()
+    errors = []
+    _watch(page, errors)
+    page.goto(f"{served_book}/book/03_math/bptt.html", wait_until="load")
+    questions, answers = page.locator("div.exercise"), page.locator("div.solution")
+    assert questions.count() == answers.count() == expected
+    for k in range(expected):
+        question_text = questions.nth(k).locator("p:not(.admonition-title)").first
+        answer_text = answers.nth(k).locator("p:not(.admonition-title)").first
+        assert question_text.is_visible() and "Predict" in question_text.inner_text()
+        assert not answer_text.is_visible(), f"answer {k + 1} is visible before it is asked for"
+        answers.nth(k).locator(".admonition-title").click()
+        answer_text.wait_for(state="visible", timeout=5000)
+        assert answer_text.inner_text().strip()
     assert not errors, errors
 
 
@@ -501,57 +496,39 @@ _FIGURE_STATE = """gd => ({
 
 @pytest.mark.slow
 @pytest.mark.browser
-def test_interactive_figures_respond_to_their_slider(built_book, served_book):
+def test_interactive_figures_respond_to_their_slider(built_book, served_book, browser):
     """On every interactive page, click another step of each figure's slider: the visible traces
     and the drawn SVG change; no console error, nothing fetched from outside."""
-    if CHROMIUM is None:
-        if IN_CI:
-            pytest.fail("Chromium is missing in CI: .ci/run installs Debian's chromium package")
-        pytest.skip("Chromium is not installed (apt-get install chromium); the browser test needs it")
-    from playwright.sync_api import sync_playwright
-
     problems = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        for rel in INTERACTIVE_PAGES:
-            errors = []
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("console", lambda m, errors=errors: m.type == "error" and errors.append(m.text))
-            page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
-            page.on(
-                "request",
-                lambda r, errors=errors: (
-                    not r.url.startswith(served_book)
-                    and not r.url.startswith("data:")
-                    and errors.append(f"external request {r.url}")
-                ),
-            )
-            page.goto(f"{served_book}/{rel}.html", wait_until="load")
-            figures = page.locator(".js-plotly-plot")
-            if figures.count() == 0:
-                errors.append("no plotly figure was drawn")
-            for i in range(figures.count()):
-                gd = figures.nth(i)
-                gd.scroll_into_view_if_needed()
-                before = gd.evaluate(_FIGURE_STATE)
-                if before["steps"] < 2:
-                    errors.append(f"figure {i}: no slider")
-                    continue
-                rail = gd.locator(".slider-rail-touch-rect").bounding_box()
-                fraction = 0.97 if before["active"] == 0 else 0.03  # the last or the first step
-                page.mouse.click(rail["x"] + fraction * rail["width"], rail["y"] + rail["height"] / 2)
-                page.wait_for_timeout(300)
-                after = gd.evaluate(_FIGURE_STATE)
-                if after["active"] == before["active"]:
-                    errors.append(f"figure {i}: the slider did not move")
-                if after["visible"] == before["visible"]:
-                    errors.append(f"figure {i}: the same traces are visible after the slider moved")
-                if not after["drawn"] or after["drawn"] == before["drawn"]:
-                    errors.append(f"figure {i}: the plotted data did not change")
-            if errors:
-                problems.append(f"{rel}: " + "; ".join(errors))
-            page.close()
-        browser.close()
+    for rel in INTERACTIVE_PAGES:
+        errors = []
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        _watch(page, errors, origin=served_book)
+        page.goto(f"{served_book}/{rel}.html", wait_until="load")
+        figures = page.locator(".js-plotly-plot")
+        if figures.count() == 0:
+            errors.append("no plotly figure was drawn")
+        for i in range(figures.count()):
+            gd = figures.nth(i)
+            gd.scroll_into_view_if_needed()
+            before = gd.evaluate(_FIGURE_STATE)
+            if before["steps"] < 2:
+                errors.append(f"figure {i}: no slider")
+                continue
+            rail = gd.locator(".slider-rail-touch-rect").bounding_box()
+            fraction = 0.97 if before["active"] == 0 else 0.03  # the last or the first step
+            page.mouse.click(rail["x"] + fraction * rail["width"], rail["y"] + rail["height"] / 2)
+            page.wait_for_timeout(300)
+            after = gd.evaluate(_FIGURE_STATE)
+            if after["active"] == before["active"]:
+                errors.append(f"figure {i}: the slider did not move")
+            if after["visible"] == before["visible"]:
+                errors.append(f"figure {i}: the same traces are visible after the slider moved")
+            if not after["drawn"] or after["drawn"] == before["drawn"]:
+                errors.append(f"figure {i}: the plotted data did not change")
+        if errors:
+            problems.append(f"{rel}: " + "; ".join(errors))
+        page.close()
     assert not problems, "\n".join(problems)
 
 

@@ -4,7 +4,6 @@ failures grouped by what failed, and nothing of the hidden tests shown."""
 from __future__ import annotations
 
 import csv
-import subprocess
 
 import pytest
 
@@ -31,27 +30,12 @@ CLASS = {  # student: (square, sigmoid_grad); None leaves the release's stub
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
-    course = build.make_course(root / "course")
-    release = build.release_notebook(course)
-    for student, (square, sigmoid) in CLASS.items():
-        build.write_answers(release, root / "submitted", student, square, sigmoid)
+    course = build.course_with_answers(root / "course", CLASS, root / "submitted")
     result = build.grade(course, root / "submitted", "--workers", "2", "--out", str(root / "out"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "tamegrad report fx_square" in result.stdout  # the pointer at the end of grading
-    report = subprocess.run(
-        [
-            str(build.VENV_BIN / "tamegrad"),
-            "report",
-            build.ASSIGNMENT,
-            "--course",
-            str(course),
-            "--out",
-            str(root / "out"),
-        ],
-        cwd=course,
-        env=build.env(),
-        capture_output=True,
-        text=True,
+    report = build.run_tool(
+        "tamegrad", "report", build.ASSIGNMENT, "--course", course, "--out", root / "out", cwd=course
     )
     assert report.returncode == 0, report.stdout + report.stderr
     return root / "out" / "reports"

@@ -46,20 +46,7 @@ def test_help_lists_the_options():
 
 
 def test_grading_that_cannot_start_exits_2(tmp_path):
-    out = subprocess.run(
-        [
-            str(build.VENV_BIN / "tamegrad"),
-            "grade",
-            "fx_square",
-            "--submissions",
-            str(tmp_path / "nowhere"),
-            "--course",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    out = build.run_tool("tamegrad", "grade", "fx_square", "--submissions", tmp_path / "nowhere", "--course", tmp_path)
     assert out.returncode == 2
     assert "does not exist" in out.stderr
 

@@ -1,4 +1,4 @@
-"""`tamegrad grade` on a real assignment of the course (ex06_clipping, or ex01 when absent).
+"""`tamegrad grade` on a real assignment of the course (ex06_clipping).
 
 The solution scores full marks, the untouched student version scores zero, and wrong
 answers score the same whether or not the submission also replaces numpy's comparisons
@@ -18,7 +18,7 @@ from .grade_fixtures import build
 
 pytestmark = pytest.mark.slow
 
-CANDIDATES = ("ex06_clipping", "ex01_gradient_descent")
+ASSIGNMENT = "ex06_clipping"
 PATCH = """
 import numpy as _np, tamegrad.grading as _g
 for _k in dir(_g):
@@ -31,10 +31,11 @@ _np.testing.assert_allclose = lambda *a, **k: None
 
 
 def _assignment():
-    for a in CANDIDATES:
-        if (build.REPO / "solutions" / a / f"{a}.ipynb").is_file() and (build.REPO / "nbgrader_config.py").is_file():
-            return a
-    pytest.skip("no course assignment is committed yet")
+    """The committed assignment and the course's nbgrader_config; a missing one is a failure."""
+    a = ASSIGNMENT
+    for path in (build.REPO / "solutions" / a / f"{a}.ipynb", build.REPO / "nbgrader_config.py"):
+        assert path.is_file(), f"{path} is missing: the course assignment this test grades must be committed"
+    return a
 
 
 def _wrong(nb, patch: bool):

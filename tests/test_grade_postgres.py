@@ -8,10 +8,12 @@ Outside CI the test is skipped when the server binaries are missing; in CI it fa
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import pwd
 import shutil
 import socket
+import sqlite3
 import subprocess
 import tempfile
 from pathlib import Path
@@ -88,6 +90,26 @@ def postgres():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _sqlite_state(db: Path) -> dict | None:
+    """The course's SQLite gradebook as the test can see it: None when absent, else its
+    size, mtime (ns), content hash and the row count of every table."""
+    if not db.exists():
+        return None
+    stat = db.stat()
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        rows = {t: con.execute(f'SELECT COUNT(*) FROM "{t}"').fetchone()[0] for t in tables}
+    finally:
+        con.close()
+    return {
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "sha256": hashlib.sha256(db.read_bytes()).hexdigest(),
+        "rows": rows,
+    }
+
+
 def test_grading_into_postgresql(postgres, tmp_path):
     from nbgrader.api import Gradebook
 
@@ -98,6 +120,9 @@ def test_grading_into_postgresql(postgres, tmp_path):
     sq = "def square(x):\n    return np.asarray(x, dtype=np.float64) ** 2"
     build.write_answers(release, course / "submitted", "pg_full", sq, None)
     build.write_answers(release, course / "submitted", "pg_blank", None, None)
+    sqlite_db = course / "gradebook.db"  # where nbgrader_config (nbgrader's default) puts it
+    sqlite_before = _sqlite_state(sqlite_db)  # generate_assignment has written the assignment there
+    assert sqlite_before is not None and sqlite_before["rows"]["submitted_assignment"] == 0
     out = tmp_path / "results"
     proc = build.grade(course, course / "submitted", "--db-url", postgres, "--workers", "2", "--out", str(out))
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -110,5 +135,5 @@ def test_grading_into_postgresql(postgres, tmp_path):
     # a second machine (a second run against the same server) finds the work done
     proc = build.grade(course, course / "submitted", "--db-url", postgres, "--workers", "0", "--out", str(out))
     assert proc.returncode == 0 and "2 unchanged submissions" in proc.stdout
-    # the SQLite gradebook of the course was not used for the scores
-    assert not (course / "submitted").joinpath("gradebook.db").exists()
+    # the course's SQLite gradebook was not written by either run: same bytes, same mtime
+    assert _sqlite_state(sqlite_db) == sqlite_before

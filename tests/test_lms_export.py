@@ -4,7 +4,6 @@ samples of each format (tests/grade_fixtures/lms/) and against the scores in the
 from __future__ import annotations
 
 import csv
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -50,28 +49,22 @@ grade("ex02", "bob", {"t1": 3}, penalty=2.0)
 grade("ex01", "dave", {"t1": 1, "t2": 0})
 gb.close()
 """
-    subprocess.run(
-        [str(build.VENV_BIN / "python"), "-c", code], cwd=root, env=build.env(), check=True, capture_output=True
-    )
+    build.run_tool("python", "-c", code, cwd=root, check=True)
     return root
 
 
 def export(course: Path, exporter: str, *options: str) -> list[list[str]]:
     dest = course / f"{exporter}.csv"
-    subprocess.run(
-        [
-            str(build.VENV_BIN / "nbgrader"),
-            "export",
-            f"--exporter=tamegrad.autograde.lms.{exporter}",
-            "--to",
-            str(dest),
-            f"--{exporter}.roster=roster.csv",
-            *options,
-        ],
+    build.run_tool(
+        "nbgrader",
+        "export",
+        f"--exporter=tamegrad.autograde.lms.{exporter}",
+        "--to",
+        dest,
+        f"--{exporter}.roster=roster.csv",
+        *options,
         cwd=course,
-        env=build.env(),
         check=True,
-        capture_output=True,
     )
     with open(dest, newline="") as fh:
         return list(csv.reader(fh))
@@ -110,19 +103,14 @@ def test_moodle_export_has_moodle_layout_and_percentages(course):
 
 def test_a_roster_row_without_student_id_is_a_clear_error(course, tmp_path):
     (course / "bad_roster.csv").write_text("student_id,name\n,Nobody\n")
-    result = subprocess.run(
-        [
-            str(build.VENV_BIN / "nbgrader"),
-            "export",
-            "--exporter=tamegrad.autograde.lms.CanvasExport",
-            "--to",
-            str(tmp_path / "x.csv"),
-            "--CanvasExport.roster=bad_roster.csv",
-        ],
+    result = build.run_tool(
+        "nbgrader",
+        "export",
+        "--exporter=tamegrad.autograde.lms.CanvasExport",
+        "--to",
+        tmp_path / "x.csv",
+        "--CanvasExport.roster=bad_roster.csv",
         cwd=course,
-        env=build.env(),
-        capture_output=True,
-        text=True,
     )
     assert result.returncode != 0
     assert "rows [2] have no student_id" in result.stdout + result.stderr

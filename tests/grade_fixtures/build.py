@@ -25,15 +25,22 @@ def env() -> dict:
     return with_tools_on_path(os.environ)
 
 
+def run_tool(name: str, *args: str, cwd: Path | None = None, check: bool = False, timeout: int | None = None):
+    """``<venv>/bin/<name> *args`` with the grading tests' environment, output captured as text."""
+    return subprocess.run(
+        [str(VENV_BIN / name), *map(str, args)],
+        cwd=cwd,
+        env=env(),
+        check=check,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def generate(course: Path, assignment: str = ASSIGNMENT) -> None:
     """nbgrader generate_assignment: the student version and the gradebook's record."""
-    subprocess.run(
-        [str(VENV_BIN / "nbgrader"), "generate_assignment", assignment, "--force"],
-        cwd=course,
-        env=env(),
-        check=True,
-        capture_output=True,
-    )
+    run_tool("nbgrader", "generate_assignment", assignment, "--force", cwd=course, check=True)
 
 
 def make_course(dest: Path) -> Path:
@@ -116,6 +123,17 @@ def write_answers(release, submitted: Path, student: str, square: str | None, si
     folder = submitted / student / ASSIGNMENT
     folder.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, folder / f"{ASSIGNMENT}.ipynb")
+
+
+def course_with_answers(dest: Path, answers: dict, submitted: Path | None = None) -> Path:
+    """A fixture course at ``dest`` and one submission per student of ``answers``
+    (student: (square, sigmoid_grad), None keeps the release's stub) in ``submitted``
+    (default ``dest/submitted``)."""
+    course = make_course(dest)
+    release = release_notebook(course)
+    for student, (square, sigmoid_grad) in answers.items():
+        write_answers(release, submitted or course / "submitted", student, square, sigmoid_grad)
+    return course
 
 
 def grade(course: Path, submissions: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
