@@ -22,7 +22,6 @@ import pytest
 from .conftest import IN_CI
 from .grade_fixtures import build
 from .test_grade_parity import STUDENTS, _gradebook_scores
-from .test_grade_parity import course as reference_course  # noqa: F401 - the module's fixture
 
 DASK = build.VENV_BIN / "dask"
 NOBODY = 65534
@@ -112,14 +111,25 @@ def cluster(tmp_path):
         c.stop()
 
 
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The parity course, ungraded, and the scores sequential ``nbgrader autograde`` gives it."""
+    tmp = tmp_path_factory.mktemp("cluster")
+    course = build.course_with_answers(tmp / "course", STUDENTS)
+    ref = tmp / "reference"
+    shutil.copytree(course, ref)
+    build.run_tool("nbgrader", "autograde", build.ASSIGNMENT, cwd=ref, check=True)
+    return course, _gradebook_scores(ref)
+
+
 @pytest.fixture
-def course(reference_course, tmp_path):  # noqa: F811
+def course(reference, tmp_path):
     """A fresh copy of the parity course (nothing graded yet), 0700, and nbgrader's reference scores."""
-    src, ref = reference_course
+    src, scores = reference
     dest = tmp_path / "course"
     shutil.copytree(src, dest)
     dest.chmod(0o700)
-    return dest, _gradebook_scores(f"sqlite:///{ref / 'gradebook.db'}")
+    return dest, scores
 
 
 def _client(address):
@@ -162,6 +172,9 @@ def _what_a_worker_sees(course: str, grader_pid: int) -> dict:
     return seen
 
 
+_what_a_worker_sees.__module__ = "__main__"  # so that cloudpickle sends the function itself, not a reference to tests/
+
+
 def test_workers_cannot_read_the_course_grade_like_nbgrader_and_a_killed_worker_loses_nothing(course, cluster):
     course, reference = course
     assert stat.S_IMODE(course.stat().st_mode) == 0o700
@@ -200,7 +213,7 @@ def test_workers_cannot_read_the_course_grade_like_nbgrader_and_a_killed_worker_
         assert len(client.scheduler_info()["workers"]) == 1  # the victim really is gone
     finally:
         client.close()
-    assert _gradebook_scores(f"sqlite:///{course / 'gradebook.db'}") == reference
+    assert _gradebook_scores(course) == reference
     rows = _rows(course)
     assert sorted(rows) == sorted(STUDENTS)  # each student once
     assert (course / "grades.csv").read_text().count("\n") == len(STUDENTS) + 1
@@ -250,4 +263,4 @@ def test_a_lost_scheduler_is_a_clear_error_and_a_rerun_grades_only_the_rest(cour
     rows = _rows(course)
     assert sorted(rows) == sorted(STUDENTS)
     assert all(rows[s]["graded_at"] == kept[s]["graded_at"] for s in kept)  # not graded again
-    assert _gradebook_scores(f"sqlite:///{course / 'gradebook.db'}") == reference
+    assert _gradebook_scores(course) == reference
