@@ -292,10 +292,27 @@ def test_every_page_in_chromium(built_book, served_book, browser):
             errors.append(f"{state['mathErrors']} MathJax errors")
         if state["badImages"]:
             errors.append(f"images that did not load: {state['badImages']}")
+        page.close()
+        errors += _cut_off_titles(browser, f"{served_book}/{rel}.html", width=390)
         if errors:
             problems.append(f"{rel}: " + "; ".join(errors))
-        page.close()
     assert not problems, "\n".join(problems)
+
+
+def _cut_off_titles(browser, url: str, width: int) -> list[str]:
+    """The figures of the page whose title runs past the figure's right edge at this width."""
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    page.goto(url, wait_until="load")
+    found = page.evaluate(
+        """w => Array.from(document.querySelectorAll('.js-plotly-plot')).flatMap((gd, i) => {
+        const title = gd.querySelector('.gtitle');
+        return title && title.getBoundingClientRect().right > gd.getBoundingClientRect().right + 1
+            ? [`figure ${i}: the title is cut off at ${w} px`] : [];
+    })""",
+        width,
+    )
+    page.close()
+    return found
 
 
 # At each width: the page is no wider than the viewport, every display equation fits its column
@@ -498,7 +515,7 @@ _FIGURE_STATE = """gd => ({
 @pytest.mark.browser
 def test_interactive_figures_respond_to_their_slider(built_book, served_book, browser):
     """On every interactive page, click another step of each figure's slider: the visible traces
-    and the drawn SVG change; no console error, nothing fetched from outside."""
+    and the drawn SVG change; no title is cut off on a phone; no console error, nothing fetched from outside."""
     problems = []
     for rel in INTERACTIVE_PAGES:
         errors = []
@@ -526,10 +543,27 @@ def test_interactive_figures_respond_to_their_slider(built_book, served_book, br
                 errors.append(f"figure {i}: the same traces are visible after the slider moved")
             if not after["drawn"] or after["drawn"] == before["drawn"]:
                 errors.append(f"figure {i}: the plotted data did not change")
+        page.close()
+        errors += _cut_off_titles(browser, f"{served_book}/{rel}.html", width=390)
         if errors:
             problems.append(f"{rel}: " + "; ".join(errors))
-        page.close()
     assert not problems, "\n".join(problems)
+
+
+def _cut_off_titles(browser, url: str, width: int) -> list[str]:
+    """The figures of the page whose title runs past the figure's right edge at this width."""
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    page.goto(url, wait_until="load")
+    found = page.evaluate(
+        """w => Array.from(document.querySelectorAll('.js-plotly-plot')).flatMap((gd, i) => {
+        const title = gd.querySelector('.gtitle');
+        return title && title.getBoundingClientRect().right > gd.getBoundingClientRect().right + 1
+            ? [`figure ${i}: the title is cut off at ${w} px`] : [];
+    })""",
+        width,
+    )
+    page.close()
+    return found
 
 
 @pytest.mark.slow

@@ -35,7 +35,8 @@ PLOTLY_CONFIG = {"responsive": True, "displaylogo": False}
 INLINED_MARKERS = ("* plotly.js v", "cdn.plot.ly")  # plotly.js's own banner; plotly's CDN
 
 
-TITLE_LINE = 48  # characters of a title line: plotly does not wrap titles, and a book column is ~600 px
+TITLE_LINE = 40  # characters of a title line: plotly does not wrap titles, and a phone's column is ~330 px
+TITLE_FONT_SIZE = 14  # px; with TITLE_LINE, a line is about 300 px wide
 
 
 def wrapped_title(text: str, width: int = TITLE_LINE) -> str:
@@ -57,6 +58,7 @@ def figure_html(fig_dict: dict) -> str:
     title = fig_dict.get("layout", {}).get("title", {})
     if isinstance(title, dict) and "<br>" not in title.get("text", "<br>"):
         title["text"] = wrapped_title(title["text"])
+        title.setdefault("font", {}).setdefault("size", TITLE_FONT_SIZE)
     height = fig_dict.get("layout", {}).get("height", 450)  # a page's div has no height of its own
     return pio.to_html(
         fig_dict,
