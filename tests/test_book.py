@@ -293,26 +293,9 @@ def test_every_page_in_chromium(built_book, served_book, browser):
         if state["badImages"]:
             errors.append(f"images that did not load: {state['badImages']}")
         page.close()
-        errors += _cut_off_titles(browser, f"{served_book}/{rel}.html", width=390)
         if errors:
             problems.append(f"{rel}: " + "; ".join(errors))
     assert not problems, "\n".join(problems)
-
-
-def _cut_off_titles(browser, url: str, width: int) -> list[str]:
-    """The figures of the page whose title runs past the figure's right edge at this width."""
-    page = browser.new_page(viewport={"width": width, "height": 900})
-    page.goto(url, wait_until="load")
-    found = page.evaluate(
-        """w => Array.from(document.querySelectorAll('.js-plotly-plot')).flatMap((gd, i) => {
-        const title = gd.querySelector('.gtitle');
-        return title && title.getBoundingClientRect().right > gd.getBoundingClientRect().right + 1
-            ? [`figure ${i}: the title is cut off at ${w} px`] : [];
-    })""",
-        width,
-    )
-    page.close()
-    return found
 
 
 # At each width: the page is no wider than the viewport, every display equation fits its column
