@@ -35,12 +35,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+sys.path.insert(0, str(REPO))
+
+from tamegrad.autograde.gradebook import with_tools_on_path  # noqa: E402
 
 
-def env():
-    e = dict(os.environ)
-    e["PATH"] = f"{BIN}{os.pathsep}{e.get('PATH', '')}"
-    return e
+def env() -> dict[str, str]:
+    return with_tools_on_path(os.environ)
 
 
 def make_course(dest: Path, assignment: str) -> Path:

@@ -49,6 +49,7 @@ from nbgrader.preprocessors import Execute
 
 from ..grading.integrity import CELL_SEPARATOR
 from . import launch, sandbox
+from .relay import Relay
 
 # Statuses, worst first. One notebook's status is the worst thing that happened in it.
 STATUS_ORDER = ("error", "invalid", "missing", "crashed", "memory", "timeout", "graded")
@@ -466,8 +467,6 @@ def _timed_out(cell) -> bool:
 # ------------------------------------------------------------------------------ one notebook
 async def run_notebook(nb, job: Job, instructor: dict[str, tuple[str, str]], base: Path, kind: str) -> NotebookResult:
     """Execute ``nb`` in place in the two kernels; the outcome."""
-    from .relay import Relay
-
     limits = job.limits
     budget = Budget(limits)
     notes: list[str] = []
