@@ -13,7 +13,9 @@ outputs as ``nbgrader autograde``):
   the notebook's outputs. It never receives test code, expected values or checking code.
 * the **tests' kernel** starts in a fresh directory holding the course's own files (never
   the submission's); it runs the setup cells (as the gradebook holds them) and the test
-  cells, in the same order. Before each test cell, the names the student's cells define
+  cells, in the same order. A setup cell runs there while the student's kernel runs it and
+  the student's cells after it (the two kernels share nothing); the next test cell waits
+  for it. Before each test cell, the names the student's cells define
   (read from their source) are bound to proxies (:mod:`.proxy`) whose calls cross, as data
   (:mod:`.wire`), through the grader's :mod:`.relay` to the student's kernel, where
   :func:`.serve.serve` answers them while the test cell runs.
@@ -40,6 +42,7 @@ from pathlib import Path
 
 import nbformat
 import psutil
+import zmq
 from IPython.core.inputtransformer2 import TransformerManager
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
@@ -177,6 +180,14 @@ class Budget:
         self.total += size
         return used <= self.limits.output_chars and self.total <= self.limits.notebook_chars
 
+    def note_dropped(self, index: int, outs: list, limit: int) -> None:
+        self.notes.append(f"cell {index}: output dropped (a message over {limit} bytes, or output lost)")
+        outs.append(
+            NotebookNode(
+                output_type="stream", name="stdout", text=f"\n[output over {limit} bytes dropped by the grader]\n"
+            )
+        )
+
     def note_cut(self, index: int, outs: list) -> None:
         if index in self.cut:
             return
@@ -228,11 +239,22 @@ class GradingClient(Execute):
 
 
 class SandboxedKernelManager(AsyncKernelManager):
-    """A kernel started as ``prlimit … bwrap … python -E -s launch.py SRC DST -- …``."""
+    """A kernel started as ``prlimit … bwrap … python -E -s launch.py SRC DST -- …``; its
+    clients read no message over ``max_message`` bytes (ZeroMQ drops the connection
+    instead, and the subscriber reconnects), so the grader's memory does not grow with
+    what the kernel sends."""
 
     prefix: list[str] = []
     copy_from: str = ""
     copy_to: str = ""
+    max_message: int = 0
+
+    def client(self, **kwargs):
+        kc = super().client(**kwargs)
+        if self.max_message:
+            # applies to every socket the client's own context creates (shell, iopub, ...)
+            kc.context.setsockopt(zmq.MAXMSGSIZE, self.max_message)
+        return kc
 
     def format_kernel_cmd(self, extra_arguments=None):
         cmd = [
@@ -288,7 +310,9 @@ class Kernel:
         # interrupt through the control channel: a SIGINT to the process group would also
         # reach bubblewrap, which would take the kernel down with it
         km.kernel_spec.interrupt_mode = "message"
+        km.max_message = limits.message_bytes
         self.km = km
+        self.budget = budget
         self.client = GradingClient(
             nb,
             km,
@@ -358,7 +382,25 @@ class Kernel:
 
     async def execute(self, cell, index: int, timeout: float):
         self.client.timeout = max(1, int(timeout))
-        return await self.client.async_execute_cell(cell, index, store_history=True)
+        try:
+            return await self.client.async_execute_cell(cell, index, store_history=True)
+        except CellTimeoutError as exc:
+            # the cell finished (its reply came) but its output stopped short of the
+            # kernel's "idle": a message over the limit was refused (or lost); go on
+            if "IOPub" not in str(exc) or not await self.alive():
+                raise
+            self.budget.note_dropped(index, cell.setdefault("outputs", []), self.limits.message_bytes)
+            self._reconnect_iopub()
+            return cell
+
+    def _reconnect_iopub(self) -> None:
+        """A new iopub subscription: ZeroMQ does not reconnect a socket it disconnected for
+        an oversized message."""
+        kc = self.client.kc
+        old, kc._iopub_channel = kc._iopub_channel, None
+        if old is not None:
+            old.close()
+        kc.iopub_channel.start()
 
     async def silent(self, code: str, timeout: float):
         """Run ``code`` without a trace in the notebook; the reply, or None."""
@@ -510,6 +552,47 @@ async def run_notebook(nb, job: Job, instructor: dict[str, tuple[str, str]], bas
 async def _run_cells(
     nb, instructor, student: Kernel, tests: Kernel, relay, deadline: float, notes: list[str]
 ) -> tuple[str, str]:
+    # the tests' kernel runs each setup cell while the student's kernel runs it and the
+    # student's cells after it: a chain of tasks, awaited before the next test cell
+    setup = _SetupChain(tests, notes)
+    try:
+        return await _run_cells_in_order(nb, instructor, student, tests, relay, deadline, setup)
+    finally:
+        await setup.cancel()
+
+
+class _SetupChain:
+    """The setup cells of the tests' kernel, run in order, in the background."""
+
+    def __init__(self, tests: Kernel, notes: list[str]):
+        self.tests, self.notes = tests, notes
+        self.task: asyncio.Task | None = None
+
+    def add(self, trusted, index: int, gid: str, timeout: float) -> None:
+        self.task = asyncio.ensure_future(self._run(self.task, trusted, index, gid, timeout))
+
+    async def _run(self, before, trusted, index: int, gid: str, timeout: float) -> None:
+        if before is not None:
+            await before
+        done = await self.tests.execute(trusted, index, timeout)
+        err = next((o for o in done.outputs if o.get("output_type") == "error"), None)
+        if err is not None:
+            self.notes.append(
+                f"the setup cell {gid} failed in the tests' kernel: {err.get('ename')}: {str(err.get('evalue'))[:200]}"
+            )
+
+    async def wait(self) -> None:
+        """Every setup cell so far has run in the tests' kernel (its errors are raised here)."""
+        if self.task is not None:
+            await self.task
+
+    async def cancel(self) -> None:
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+
+
+async def _run_cells_in_order(nb, instructor, student: Kernel, tests: Kernel, relay, deadline: float, setup):
     limits = student.limits
     kinds = roles(nb, instructor)
     defined: set[str] = set()  # names the student's cells bind
@@ -527,6 +610,7 @@ async def _run_cells(
         if role == "test":
             gid = cell.metadata.nbgrader.grade_id
             names = sorted((defined - setup_names) & used_names(instructor[gid][1]))
+            await setup.wait()
             stop = await _run_test(
                 cell, index, instructor[gid][1], names, CELL_SEPARATOR.join(source), student, tests, relay, timeout
             )
@@ -541,13 +625,7 @@ async def _run_cells(
             )
             setup_names |= defined_names(trusted.source)
             source.append(python_source(trusted.source))
-            done = await tests.execute(trusted, index, timeout)
-            if any(o.get("output_type") == "error" for o in done.outputs):
-                err = next(o for o in done.outputs if o.get("output_type") == "error")
-                notes.append(
-                    f"the setup cell {gid} failed in the tests' kernel: {err.get('ename')}: "
-                    f"{str(err.get('evalue'))[:200]}"
-                )
+            setup.add(trusted, index, gid, timeout)
         else:
             defined |= defined_names(cell.source)
             source.append(python_source(cell.source))
@@ -566,6 +644,7 @@ async def _run_cells(
             return status, detail
         if _timed_out(cell):
             relay.stats.cell_timeouts += 1
+    await setup.wait()
     return "graded", ""
 
 
