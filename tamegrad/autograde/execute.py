@@ -42,7 +42,6 @@ from pathlib import Path
 
 import nbformat
 import psutil
-import zmq
 from IPython.core.inputtransformer2 import TransformerManager
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
@@ -180,14 +179,6 @@ class Budget:
         self.total += size
         return used <= self.limits.output_chars and self.total <= self.limits.notebook_chars
 
-    def note_dropped(self, index: int, outs: list, limit: int) -> None:
-        self.notes.append(f"cell {index}: output dropped (a message over {limit} bytes, or output lost)")
-        outs.append(
-            NotebookNode(
-                output_type="stream", name="stdout", text=f"\n[output over {limit} bytes dropped by the grader]\n"
-            )
-        )
-
     def note_cut(self, index: int, outs: list) -> None:
         if index in self.cut:
             return
@@ -239,22 +230,11 @@ class GradingClient(Execute):
 
 
 class SandboxedKernelManager(AsyncKernelManager):
-    """A kernel started as ``prlimit … bwrap … python -E -s launch.py SRC DST -- …``; its
-    clients read no message over ``max_message`` bytes (ZeroMQ drops the connection
-    instead, and the subscriber reconnects), so the grader's memory does not grow with
-    what the kernel sends."""
+    """A kernel started as ``prlimit … bwrap … python -E -s launch.py SRC DST -- …``."""
 
     prefix: list[str] = []
     copy_from: str = ""
     copy_to: str = ""
-    max_message: int = 0
-
-    def client(self, **kwargs):
-        kc = super().client(**kwargs)
-        if self.max_message:
-            # applies to every socket the client's own context creates (shell, iopub, ...)
-            kc.context.setsockopt(zmq.MAXMSGSIZE, self.max_message)
-        return kc
 
     def format_kernel_cmd(self, extra_arguments=None):
         cmd = [
@@ -310,9 +290,7 @@ class Kernel:
         # interrupt through the control channel: a SIGINT to the process group would also
         # reach bubblewrap, which would take the kernel down with it
         km.kernel_spec.interrupt_mode = "message"
-        km.max_message = limits.message_bytes
         self.km = km
-        self.budget = budget
         self.client = GradingClient(
             nb,
             km,
@@ -382,25 +360,7 @@ class Kernel:
 
     async def execute(self, cell, index: int, timeout: float):
         self.client.timeout = max(1, int(timeout))
-        try:
-            return await self.client.async_execute_cell(cell, index, store_history=True)
-        except CellTimeoutError as exc:
-            # the cell finished (its reply came) but its output stopped short of the
-            # kernel's "idle": a message over the limit was refused (or lost); go on
-            if "IOPub" not in str(exc) or not await self.alive():
-                raise
-            self.budget.note_dropped(index, cell.setdefault("outputs", []), self.limits.message_bytes)
-            self._reconnect_iopub()
-            return cell
-
-    def _reconnect_iopub(self) -> None:
-        """A new iopub subscription: ZeroMQ does not reconnect a socket it disconnected for
-        an oversized message."""
-        kc = self.client.kc
-        old, kc._iopub_channel = kc._iopub_channel, None
-        if old is not None:
-            old.close()
-        kc.iopub_channel.start()
+        return await self.client.async_execute_cell(cell, index, store_history=True)
 
     async def silent(self, code: str, timeout: float):
         """Run ``code`` without a trace in the notebook; the reply, or None."""

@@ -72,14 +72,6 @@ class Limits:
     def total(self) -> int:
         return self.total_seconds or 10 * self.timeout
 
-    @property
-    def message_bytes(self) -> int:
-        """Largest message the grader reads from a kernel: ``6 * output_chars + 64 KiB``
-        bytes (a character is at most 6 bytes of JSON, ``\\u001b``; 64 KiB for the header).
-        A message that could not be kept under :attr:`output_chars` anyway is refused by
-        ZeroMQ from its size header, before it is read (``ZMQ_MAXMSGSIZE``)."""
-        return 6 * self.output_chars + 64 * 1024
-
 
 def parse_size(text: str | int) -> int:
     """``"2G"``, ``"1500M"``, ``"512MiB"``, ``"1e9"`` or a number of bytes."""
