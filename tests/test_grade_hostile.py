@@ -10,6 +10,8 @@ feedback shows a hidden test, and no output of the student's kernel holds hidden
 from __future__ import annotations
 
 import http.server
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -194,3 +196,47 @@ def test_the_batch_time_is_bounded_by_the_per_submission_cap(batch):
     # worker for minutes; the sleepy one alone would take 220 s without the cap
     n = len(batch["cases"])
     assert batch["seconds"] < n / 2 * 75, batch["seconds"]
+
+
+WRITES = """
+import os, sys
+opened = []
+def hook(event, args):
+    if event == "open" and isinstance(args[0], (str, os.PathLike)) and os.fspath(args[0]).endswith(".ipynb"):
+        mode = args[1] or "r"
+        if any(c in mode for c in "wax+"):
+            opened.append(os.fspath(args[0]))
+sys.addaudithook(hook)
+from tamegrad import cli
+rc = cli.main(sys.argv[1:])
+for path in opened:
+    print("WROTE", path)
+sys.exit(rc)
+"""
+
+
+def test_each_autograded_notebook_is_written_once(tmp_path):
+    """Grading writes ``autograded/<student>/<assignment>/<nb>.ipynb`` once per submission
+    (every open of a notebook for writing in the grader's process is recorded)."""
+    course = build.make_course(tmp_path / "course")
+    answers, cases = build.cases()
+    release = build.release_notebook(course)
+    honest = [c for c in cases if c["student"] in ("honest_full", "honest_blank")]
+    for case in honest:
+        build.write_case(case, answers, release, tmp_path / "in", {})
+    args = ["grade", build.ASSIGNMENT, "--submissions", str(tmp_path / "in"), "--course", str(course)]
+    proc = subprocess.run(
+        [sys.executable, "-c", WRITES, *args, "--no-progress", "--workers", "0"],
+        cwd=course,
+        env=build.env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    wrote = [line.split(" ", 1)[1] for line in proc.stdout.splitlines() if line.startswith("WROTE ")]
+    autograded = sorted(p for p in wrote if "/autograded/" in p)
+    expected = sorted(
+        str(course / "autograded" / c["student"] / build.ASSIGNMENT / f"{build.ASSIGNMENT}.ipynb") for c in honest
+    )
+    assert autograded == expected, wrote

@@ -13,7 +13,9 @@ outputs as ``nbgrader autograde``):
   the notebook's outputs. It never receives test code, expected values or checking code.
 * the **tests' kernel** starts in a fresh directory holding the course's own files (never
   the submission's); it runs the setup cells (as the gradebook holds them) and the test
-  cells, in the same order. Before each test cell, the names the student's cells define
+  cells, in the same order. A setup cell runs there while the student's kernel runs it and
+  the student's cells after it (the two kernels share nothing); the next test cell waits
+  for it. Before each test cell, the names the student's cells define
   (read from their source) are bound to proxies (:mod:`.proxy`) whose calls cross, as data
   (:mod:`.wire`), through the grader's :mod:`.relay` to the student's kernel, where
   :func:`.serve.serve` answers them while the test cell runs.
@@ -49,6 +51,7 @@ from nbgrader.preprocessors import Execute
 
 from ..grading.integrity import CELL_SEPARATOR
 from . import launch, sandbox
+from .relay import Relay
 
 # Statuses, worst first. One notebook's status is the worst thing that happened in it.
 STATUS_ORDER = ("error", "invalid", "missing", "crashed", "memory", "timeout", "graded")
@@ -466,8 +469,6 @@ def _timed_out(cell) -> bool:
 # ------------------------------------------------------------------------------ one notebook
 async def run_notebook(nb, job: Job, instructor: dict[str, tuple[str, str]], base: Path, kind: str) -> NotebookResult:
     """Execute ``nb`` in place in the two kernels; the outcome."""
-    from .relay import Relay
-
     limits = job.limits
     budget = Budget(limits)
     notes: list[str] = []
@@ -511,6 +512,47 @@ async def run_notebook(nb, job: Job, instructor: dict[str, tuple[str, str]], bas
 async def _run_cells(
     nb, instructor, student: Kernel, tests: Kernel, relay, deadline: float, notes: list[str]
 ) -> tuple[str, str]:
+    # the tests' kernel runs each setup cell while the student's kernel runs it and the
+    # student's cells after it: a chain of tasks, awaited before the next test cell
+    setup = _SetupChain(tests, notes)
+    try:
+        return await _run_cells_in_order(nb, instructor, student, tests, relay, deadline, setup)
+    finally:
+        await setup.cancel()
+
+
+class _SetupChain:
+    """The setup cells of the tests' kernel, run in order, in the background."""
+
+    def __init__(self, tests: Kernel, notes: list[str]):
+        self.tests, self.notes = tests, notes
+        self.task: asyncio.Task | None = None
+
+    def add(self, trusted, index: int, gid: str, timeout: float) -> None:
+        self.task = asyncio.ensure_future(self._run(self.task, trusted, index, gid, timeout))
+
+    async def _run(self, before, trusted, index: int, gid: str, timeout: float) -> None:
+        if before is not None:
+            await before
+        done = await self.tests.execute(trusted, index, timeout)
+        err = next((o for o in done.outputs if o.get("output_type") == "error"), None)
+        if err is not None:
+            self.notes.append(
+                f"the setup cell {gid} failed in the tests' kernel: {err.get('ename')}: {str(err.get('evalue'))[:200]}"
+            )
+
+    async def wait(self) -> None:
+        """Every setup cell so far has run in the tests' kernel (its errors are raised here)."""
+        if self.task is not None:
+            await self.task
+
+    async def cancel(self) -> None:
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+
+
+async def _run_cells_in_order(nb, instructor, student: Kernel, tests: Kernel, relay, deadline: float, setup):
     limits = student.limits
     kinds = roles(nb, instructor)
     defined: set[str] = set()  # names the student's cells bind
@@ -528,6 +570,7 @@ async def _run_cells(
         if role == "test":
             gid = cell.metadata.nbgrader.grade_id
             names = sorted((defined - setup_names) & used_names(instructor[gid][1]))
+            await setup.wait()
             stop = await _run_test(
                 cell, index, instructor[gid][1], names, CELL_SEPARATOR.join(source), student, tests, relay, timeout
             )
@@ -542,13 +585,7 @@ async def _run_cells(
             )
             setup_names |= defined_names(trusted.source)
             source.append(python_source(trusted.source))
-            done = await tests.execute(trusted, index, timeout)
-            if any(o.get("output_type") == "error" for o in done.outputs):
-                err = next(o for o in done.outputs if o.get("output_type") == "error")
-                notes.append(
-                    f"the setup cell {gid} failed in the tests' kernel: {err.get('ename')}: "
-                    f"{str(err.get('evalue'))[:200]}"
-                )
+            setup.add(trusted, index, gid, timeout)
         else:
             defined |= defined_names(cell.source)
             source.append(python_source(cell.source))
@@ -567,6 +604,7 @@ async def _run_cells(
             return status, detail
         if _timed_out(cell):
             relay.stats.cell_timeouts += 1
+    await setup.wait()
     return "graded", ""
 
 

@@ -23,16 +23,19 @@ import os
 import re
 from pathlib import Path
 
+import nbformat
+import nbgrader
+from nbconvert.exporters import HTMLExporter, NotebookExporter
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbformat.notebooknode import NotebookNode
-from nbgrader.preprocessors import ClearHiddenTests
+from nbgrader.preprocessors import ClearHiddenTests, Execute, GetGrades
 from traitlets import Bool
+from traitlets.config import Config
 
 from .sanitize import SafeMarkup
 
 
 def post_exporter(config, autograde):
-    from nbconvert.exporters import NotebookExporter
-    from nbgrader.preprocessors import Execute
 
     exporter = NotebookExporter(config=config)
     exporter._preprocessors = []
@@ -153,11 +156,6 @@ class RedactHiddenTests(ClearHiddenTests):
 
 
 def feedback_exporter(config):
-    import nbgrader
-    from nbconvert.exporters import HTMLExporter
-    from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
-    from nbgrader.preprocessors import GetGrades
-    from traitlets.config import Config
 
     base = os.path.dirname(nbgrader.__file__)
     cfg = Config(config)
@@ -185,7 +183,6 @@ def resources_for(coursedir, assignment: str, student: str, notebook: str) -> di
 
 def save(coursedir, exporter, assignment: str, student: str, notebook: str, nb_text: str) -> Path:
     """Run the post-execution preprocessors (saving the grades) and write the notebook."""
-    import nbformat
 
     nb = nbformat.reads(nb_text, as_version=4)
     output, _ = exporter.from_notebook_node(nb, resources=resources_for(coursedir, assignment, student, notebook))
@@ -200,7 +197,6 @@ def save(coursedir, exporter, assignment: str, student: str, notebook: str, nb_t
 
 
 def feedback(coursedir, exporter, assignment: str, student: str, notebook: str, autograded: Path) -> Path:
-    import nbformat
 
     nb = nbformat.read(str(autograded), as_version=4)
     html, _ = exporter.from_notebook_node(nb, resources=resources_for(coursedir, assignment, student, notebook))

@@ -25,11 +25,14 @@ scratch directory, which is why it needs no network at all.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -175,8 +178,6 @@ def bubblewrap_argv(
 
 def hidden_packages(names) -> tuple[str, ...]:
     """The package directories of ``names`` (e.g. ``("torch",)``), to hide from a kernel."""
-    import importlib.util
-
     out = []
     for name in names:
         spec = importlib.util.find_spec(name)
@@ -217,8 +218,6 @@ def bubblewrap_works(python: str = sys.executable) -> tuple[bool, str]:
     """Whether bubblewrap can start Python here (user namespaces may be disabled)."""
     if bubblewrap_path() is None:
         return False, "bwrap is not installed (Debian package bubblewrap)"
-    import tempfile
-
     with tempfile.TemporaryDirectory(prefix="tamegrad-probe-") as tmp:
         scratch = Path(tmp)
         make_scratch(scratch)
@@ -295,8 +294,6 @@ def make_scratch(root: Path) -> Path:
 
 def _limits_shim(argv: list[str]) -> int:
     """``python -m tamegrad.autograde.sandbox --limits AS FSIZE NOFILE CPU -- cmd...``."""
-    import resource
-
     memory, fsize, nofile, cpu = (int(x) for x in argv[1:5])
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))

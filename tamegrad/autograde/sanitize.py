@@ -18,8 +18,16 @@ checksum brings the gradebook's source back).
 
 from __future__ import annotations
 
+import html
+import re
+import uuid
 from pathlib import Path
 
+import bleach
+import nbformat
+from bleach import html5lib_shim
+from nbconvert.exporters import NotebookExporter
+from nbconvert.filters import markdown2html
 from nbconvert.preprocessors import Preprocessor
 from nbformat.notebooknode import NotebookNode
 from nbgrader import utils
@@ -30,6 +38,7 @@ from nbgrader.preprocessors import (
     OverwriteCells,
 )
 from traitlets import Bool
+from traitlets.utils.importstring import import_item
 
 
 class RestoreCellMetadata(NbGraderPreprocessor):
@@ -163,7 +172,6 @@ def _source_order(resources) -> dict[str, int]:
     path = resources.get("tamegrad", {}).get("source_notebook")
     if not path:
         return {}
-    import nbformat
 
     nb = nbformat.read(path, as_version=4)
     return {
@@ -175,8 +183,6 @@ def _source_order(resources) -> dict[str, int]:
 
 def sanitize_exporter(config, autograde):
     """A NotebookExporter with nbgrader's sanitize preprocessors (hardened as above)."""
-    from nbconvert.exporters import NotebookExporter
-    from traitlets.utils.importstring import import_item
 
     exporter = NotebookExporter(config=config)
     exporter._preprocessors = []
@@ -212,7 +218,6 @@ def prepare(
 
 def readable_notebooks(notebooks: dict[str, Path]) -> tuple[dict[str, Path], dict[str, str]]:
     """Split notebooks into those that parse as notebooks and those that do not."""
-    import nbformat
 
     ok, bad = {}, {}
     for name, path in notebooks.items():
@@ -309,7 +314,6 @@ def clean_html(html: str) -> str:
     :func:`_allowed_attribute`): every other tag (script, iframe, object, embed, svg, meta,
     style, form, ...) is escaped to visible text, every other attribute (``on*`` handlers,
     ``style``, ``javascript:``/``data:`` URLs) is removed, comments are dropped."""
-    import bleach
 
     return bleach.clean(
         html,
@@ -324,8 +328,6 @@ def clean_html(html: str) -> str:
 def _markup_is_safe(html: str) -> bool:
     """Whether bleach with the allow-list leaves ``html`` as bleach with no restriction would
     (same normalisation): nothing in it needs neutralising."""
-    import bleach
-    from bleach import html5lib_shim
 
     free = bleach.clean(
         html,
@@ -348,9 +350,6 @@ def safe_markdown(source: str) -> str:
     link); if even that did not render safely, the text escaped in a ``<pre>``. The result
     is always checked by rendering it again.
     """
-    import html
-
-    from nbconvert.filters import markdown2html
 
     if _markup_is_safe(markdown2html(source)):
         return source
@@ -378,8 +377,6 @@ def safe_notebook(nb):
     * attachments: base64 PNG/JPEG/GIF only; cell tags: letters, digits, ``_`` and ``-``
       only (they become class names); cell ids: nbformat's pattern, else a new id.
     """
-    import re
-    import uuid
 
     cell_id = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
     tag_ok = re.compile(r"^[\w-]{1,64}$")
