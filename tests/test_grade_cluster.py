@@ -71,7 +71,8 @@ class Cluster:
 
     def worker(self, address: str, name: str) -> subprocess.Popen:
         """``dask worker ADDRESS --nthreads 1`` as nobody under bwrap: / read-only, a private
-        /tmp (its working directory) over the host's, /root (the Python build's home) empty."""
+        /tmp (its working directory) over the host's, /root (the Python build's home) empty; the
+        virtual environment and the repository (the installed tamegrad) visible wherever they are."""
         home = Path(tempfile.mkdtemp(prefix=f"tamegrad-{name}-", dir="/var/tmp"))
         os.chown(home, NOBODY, NOBODY)
         self.dirs.append(home)
@@ -82,6 +83,9 @@ class Cluster:
         if prefix.startswith("/root/"):  # the interpreter lives in root's home: only it is visible
             top = "/root/" + prefix.split("/")[2]
             argv += ["--tmpfs", "/root", "--ro-bind", top, top]
+        for needed in (build.VENV_BIN.parent, build.REPO):  # the worker's Python and its editable tamegrad
+            if str(needed.resolve()).startswith(("/tmp/", "/root/")):  # hidden above: shown again, read-only
+                argv += ["--ro-bind", str(needed.resolve()), str(needed.resolve())]
         argv += ["--", "setpriv", "--reuid", str(NOBODY), "--regid", str(NOBODY), "--clear-groups"]
         argv += ["env", "HOME=/tmp", "TMPDIR=/tmp", str(DASK), "worker", address, "--nthreads", "1"]
         argv += ["--name", name, "--local-directory", "/tmp/dask", "--no-dashboard", "--death-timeout", "60"]
