@@ -36,7 +36,6 @@ from .sanitize import SafeMarkup
 
 
 def post_exporter(config, autograde):
-
     exporter = NotebookExporter(config=config)
     exporter._preprocessors = []
     for pp in autograde.autograde_preprocessors:
@@ -156,7 +155,6 @@ class RedactHiddenTests(ClearHiddenTests):
 
 
 def feedback_exporter(config):
-
     base = os.path.dirname(nbgrader.__file__)
     cfg = Config(config)
     if "template_name" not in cfg.HTMLExporter:
@@ -183,7 +181,6 @@ def resources_for(coursedir, assignment: str, student: str, notebook: str) -> di
 
 def save(coursedir, exporter, assignment: str, student: str, notebook: str, nb_text: str) -> Path:
     """Run the post-execution preprocessors (saving the grades) and write the notebook."""
-
     nb = nbformat.reads(nb_text, as_version=4)
     output, _ = exporter.from_notebook_node(nb, resources=resources_for(coursedir, assignment, student, notebook))
     dest = Path(coursedir.format_path(coursedir.autograded_directory, student, assignment))
@@ -197,7 +194,6 @@ def save(coursedir, exporter, assignment: str, student: str, notebook: str, nb_t
 
 
 def feedback(coursedir, exporter, assignment: str, student: str, notebook: str, autograded: Path) -> Path:
-
     nb = nbformat.read(str(autograded), as_version=4)
     html, _ = exporter.from_notebook_node(nb, resources=resources_for(coursedir, assignment, student, notebook))
     dest = Path(coursedir.format_path(coursedir.feedback_directory, student, assignment))

@@ -183,7 +183,6 @@ def _source_order(resources) -> dict[str, int]:
 
 def sanitize_exporter(config, autograde):
     """A NotebookExporter with nbgrader's sanitize preprocessors (hardened as above)."""
-
     exporter = NotebookExporter(config=config)
     exporter._preprocessors = []
     exporter.register_preprocessor(RestoreCellMetadata(parent=autograde), enabled=True)
@@ -218,7 +217,6 @@ def prepare(
 
 def readable_notebooks(notebooks: dict[str, Path]) -> tuple[dict[str, Path], dict[str, str]]:
     """Split notebooks into those that parse as notebooks and those that do not."""
-
     ok, bad = {}, {}
     for name, path in notebooks.items():
         try:
