@@ -94,10 +94,11 @@ class Index:
         self.glued: dict[str, str] = {}
         for path in sorted((root / "book").rglob("*.md")) + notebooks(root, SOURCES):
             page = path.relative_to(root).with_suffix("").as_posix()
+            nb = nbformat.read(path, as_version=4) if path.suffix == ".ipynb" else None
             text = (
                 path.read_text(encoding="utf-8")
-                if path.suffix == ".md"
-                else "\n\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown")
+                if nb is None
+                else "\n\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
             )
             heading = re.search(r"^#[ \t]+(.+)$", text, re.M)
             self.titles[page] = heading.group(1).strip() if heading else page.rsplit("/", 1)[-1]
@@ -105,9 +106,8 @@ class Index:
                 self.sections[m.group("label")] = (page, m.group("title").strip())
             for number, label in enumerate(dict.fromkeys(m.group("label") for m in LABELLED_EQUATION.finditer(text))):
                 self.equations[label] = (page, number + 1)
-            if path.suffix == ".ipynb":
-                for number, label in enumerate(figure_names(nbformat.read(path, as_version=4))):
-                    self.figures[label] = (page, number + 1)
+            for number, label in enumerate(figure_names(nb) if nb is not None else []):
+                self.figures[label] = (page, number + 1)
         for nb in executed.values():
             for cell in nb.cells:
                 for out in cell.get("outputs", []):
