@@ -535,8 +535,7 @@ def test_interactive_figures_respond_to_their_slider(built_book, served_book, br
 
 def _cut_off_titles(browser, url: str, width: int) -> list[str]:
     """The figures of the page whose title runs past the figure's right edge at this width."""
-    page = browser.new_page(viewport={"width": width, "height": 900})
-    page.goto(url, wait_until="load")
+    page = _load(browser, url, width)
     found = page.evaluate(
         """w => Array.from(document.querySelectorAll('.js-plotly-plot')).flatMap((gd, i) => {
         const title = gd.querySelector('.gtitle');

@@ -196,7 +196,7 @@ def test_workers_cannot_read_the_course_grade_like_nbgrader_and_a_killed_worker_
 
         out = course.parent / "grade.out"
         proc = _grade_async(course, address, out)
-        try:
+        with build.reaped(proc):
             _wait(lambda: len(_rows(course)) >= 1 or proc.poll() is not None, 300, "the first result")
             busy = _wait(
                 lambda: [w for w, keys in client.processing().items() if keys] or proc.poll() is not None,
@@ -208,10 +208,6 @@ def test_workers_cannot_read_the_course_grade_like_nbgrader_and_a_killed_worker_
             victim = names[busy[0]]
             cluster.kill(workers[victim])  # SIGKILL, with the job it was running
             proc.wait(timeout=300)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=30)
         text = out.read_text()
         assert proc.returncode == 0, text
         assert len(client.scheduler_info()["workers"]) == 1  # the victim really is gone
@@ -236,14 +232,10 @@ def test_a_lost_scheduler_is_a_clear_error_and_a_rerun_grades_only_the_rest(cour
         client.close()
     out = course.parent / "grade.out"
     proc = _grade_async(course, address, out)
-    try:
+    with build.reaped(proc):
         _wait(lambda: len(_rows(course)) >= 1 or proc.poll() is not None, 300, "the first result")
         cluster.kill(sched)
         proc.wait(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=30)
     cluster.kill(worker)
     text = out.read_text()
     assert proc.returncode == 2, text

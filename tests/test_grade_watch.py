@@ -51,7 +51,7 @@ def test_watch_grades_each_version_once_and_waits_for_a_folder_being_copied(tmp_
     cmd += ["--course", str(course), "--no-progress", "--workers", "0", "--watch", "1"]
     with open(out, "w") as fo, open(err, "w") as fe:
         proc = subprocess.Popen(cmd, cwd=course, env=build.env(), stdout=fo, stderr=fe)
-    try:
+    with build.reaped(proc):
         _wait(lambda: _graded(out)["s1"] == 1, 180, "s1 to be graded", proc)
         # a new submission while it runs
         build.write_answers(release, inbox, "s2", SQUARE_OK, SIG_HALF)
@@ -86,10 +86,6 @@ def test_watch_grades_each_version_once_and_waits_for_a_folder_being_copied(tmp_
         time.sleep(3.0)  # three more scans: nothing is graded again
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=30)
     text, log = out.read_text(), err.read_text()
     assert proc.returncode == 0, text + log
     assert "Traceback" not in log, log
@@ -121,7 +117,7 @@ def test_sigterm_while_a_submission_runs_keeps_the_finished_grades_and_records_n
     cmd += ["--course", str(course), "--no-progress", "--workers", "0", "--watch", "1"]
     with open(out, "w") as fo:
         proc = subprocess.Popen(cmd, cwd=course, env=build.env(), stdout=fo, stderr=subprocess.STDOUT)
-    try:
+    with build.reaped(proc):
         _wait(lambda: _graded(out)["s1"] == 1, 180, "s1 to be graded", proc)
         slow = "import time\ntime.sleep(8)\n" + SQUARE_OK  # still running when the signal comes
         build.write_answers(release, inbox, "s2", slow, SIG_OK)
@@ -129,10 +125,6 @@ def test_sigterm_while_a_submission_runs_keeps_the_finished_grades_and_records_n
         _wait(lambda: len(watcher.children(recursive=True)) > 0, 60, "s2's kernels to start", proc)
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=30)
     text = out.read_text()
     assert proc.returncode == 0, text
     assert "Traceback" not in text, text

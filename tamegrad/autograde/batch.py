@@ -9,6 +9,7 @@ writes the autograded notebook and the feedback, and updates ``grades.csv``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import shutil
@@ -341,44 +342,49 @@ def run(opts: Options) -> int:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="tamegrad-intake-") as tmp:
         try:
-            grader = Grader(opts, Path(tmp))
+            grader = start_grader(opts, Path(tmp))
         except GradingError as exc:
             _say(f"tamegrad grade: {exc}")
             return 2
         return _grade(grader, opts, t0)
 
 
-def choose_sandbox(grader: Grader, opts: Options) -> str | None:
-    """Resolve ``--sandbox`` here (with ``--scheduler`` each worker resolves it); an error message or None."""
+def start_grader(opts: Options, tmp: Path) -> Grader:
+    """A :class:`Grader` with ``--sandbox`` resolved here (with ``--scheduler`` each worker
+    resolves it); :class:`GradingError` when grading cannot start."""
+    grader = Grader(opts, tmp)
     if opts.sandbox in ("auto", "bwrap") and not opts.scheduler:
         try:
             kind, why = sandbox.choose(opts.sandbox)
         except RuntimeError as exc:
-            return str(exc)
+            raise GradingError(str(exc)) from exc
         grader.sandbox_kind = kind
         if kind == "none":
             _say(
                 f"WARNING: grading WITHOUT a sandbox ({why}). Student code can read and write what you can "
                 "and reach the network. Install bubblewrap (Debian: apt-get install bubblewrap)."
             )
-    return None
+    return grader
 
 
+@contextlib.contextmanager
 def open_pool(opts: Options, n_jobs: int):
-    """(pool, close, where): the pool that runs the jobs, how to shut it down, and a description."""
+    """``with open_pool(...) as (pool, where)``: the pool that runs the jobs and a description
+    of it; shut down on leaving (quietly: a lost scheduler cannot be closed cleanly)."""
     client = cluster = None
     where = "in this process"
     if opts.workers != 0 or opts.scheduler:
         client, cluster, where = _start_dask(opts, n_jobs)
-
-    def close() -> None:
-        if client is not None:
-            client.close(timeout=10)
-        if cluster is not None:
-            cluster.close()
-
-    pool = _DaskPool(client, opts.assignment, opts.scheduler) if client is not None else _InlinePool()
-    return pool, close, where
+    try:
+        yield (_DaskPool(client, opts.assignment, opts.scheduler) if client is not None else _InlinePool()), where
+    finally:
+        try:
+            if client is not None:
+                client.close(timeout=10)
+            if cluster is not None:
+                cluster.close()
+        except Exception:  # noqa: BLE001 - a lost scheduler cannot be closed cleanly
+            pass
 
 
 def grade_all(grader: Grader, subs, pool, bar=None, stop=lambda: False) -> None:
@@ -422,10 +428,6 @@ def grade_all(grader: Grader, subs, pool, bar=None, stop=lambda: False) -> None:
 def _grade(grader: Grader, opts: Options, t0: float) -> int:
     from tqdm import tqdm
 
-    problem = choose_sandbox(grader, opts)
-    if problem:
-        _say(f"tamegrad grade: {problem}")
-        return 2
     subs = submissions.list_submissions(grader.intake, opts.assignment, grader.notebooks)
     if opts.students:
         subs = [s for s in subs if s.student in opts.students]
@@ -440,20 +442,14 @@ def _grade(grader: Grader, opts: Options, t0: float) -> int:
         dynamic_ncols=True,
     )
 
-    close = None
     try:
-        pool, close, where = open_pool(opts, len(subs))
-        grade_all(grader, subs, pool, bar)
+        with open_pool(opts, len(subs)) as (pool, where):
+            grade_all(grader, subs, pool, bar)
     except (LostScheduler, GradingError) as exc:  # a scheduler lost, or never reached
         _say(f"tamegrad grade: {exc}")
         return 2
     finally:
         bar.close()
-        if close is not None:
-            try:
-                close()
-            except Exception:  # noqa: BLE001 - a lost scheduler cannot be closed cleanly
-                pass
 
     mark_missing(grader, roster)
     print(summary(grader, t0, where))

@@ -30,10 +30,10 @@ from .batch import (
     LostScheduler,
     Options,
     _say,
-    choose_sandbox,
     fingerprint,
     grade_all,
     open_pool,
+    start_grader,
     summary,
 )
 
@@ -55,6 +55,23 @@ def _scan(grader: Grader, opts: Options, tmp: Path) -> dict:
     return {s.student: s for s in subs if not opts.students or s.student in opts.students}
 
 
+def _watch(grader: Grader, opts: Options, tmp: Path, pool, interval: float, stop: threading.Event) -> None:
+    """Scan every ``interval`` seconds and grade each folder whose fingerprint held still over
+    one interval and differs from the version last handed to the loop, until ``stop`` is set."""
+    seen: dict[str, str] = {}  # fingerprint of each folder at the previous scan
+    handed: dict[str, str] = {}  # the version last handed to the grading loop
+    while not stop.is_set():
+        subs = _scan(grader, opts, tmp)
+        now = {s: fingerprint(sub.folder, grader.version) for s, sub in subs.items()}
+        ready = [sub for s, sub in subs.items() if seen.get(s) == now[s] and handed.get(s) != now[s]]
+        seen = now
+        if ready:
+            grade_all(grader, ready, pool, stop=stop.is_set)
+            if not stop.is_set():
+                handed.update({sub.student: now[sub.student] for sub in ready})
+        stop.wait(interval)
+
+
 def run(opts: Options, interval: float) -> int:
     t0 = time.perf_counter()
     stop = threading.Event()
@@ -68,48 +85,23 @@ def run(opts: Options, interval: float) -> int:
     graded: list[str] = []
     try:
         with tempfile.TemporaryDirectory(prefix="tamegrad-watch-") as tmp:
-            try:
-                grader = Grader(opts, Path(tmp))
-            except GradingError as exc:
-                _say(f"tamegrad grade: {exc}")
-                return 2
-            problem = choose_sandbox(grader, opts)
-            if problem:
-                _say(f"tamegrad grade: {problem}")
-                return 2
 
             def on_record(row: dict) -> None:
                 graded.append(row["student_id"])
                 print(graded_line(row), flush=True)
 
-            grader.on_record = on_record
             try:
-                pool, close, where = open_pool(opts, os.cpu_count() or 1)
-            except GradingError as exc:
+                grader = start_grader(opts, Path(tmp))
+                grader.on_record = on_record
+                with open_pool(opts, os.cpu_count() or 1) as (pool, where):
+                    print(
+                        f"watching {opts.submissions} every {interval:g} s ({where}); Ctrl-C or SIGTERM stops",
+                        flush=True,
+                    )
+                    _watch(grader, opts, Path(tmp), pool, interval, stop)
+            except (LostScheduler, GradingError) as exc:  # cannot start, a scheduler lost or never reached
                 _say(f"tamegrad grade: {exc}")
                 return 2
-            print(f"watching {opts.submissions} every {interval:g} s ({where}); Ctrl-C or SIGTERM stops", flush=True)
-            seen: dict[str, str] = {}  # fingerprint of each folder at the previous scan
-            handed: dict[str, str] = {}  # the version last handed to the grading loop
-            try:
-                while not stop.is_set():
-                    subs = _scan(grader, opts, Path(tmp))
-                    now = {s: fingerprint(sub.folder, grader.version) for s, sub in subs.items()}
-                    ready = [sub for s, sub in subs.items() if seen.get(s) == now[s] and handed.get(s) != now[s]]
-                    seen = now
-                    if ready:
-                        grade_all(grader, ready, pool, stop=stop.is_set)
-                        if not stop.is_set():
-                            handed.update({sub.student: now[sub.student] for sub in ready})
-                    stop.wait(interval)
-            except LostScheduler as exc:
-                _say(f"tamegrad grade: {exc}")
-                return 2
-            finally:
-                try:
-                    close()
-                except Exception:  # noqa: BLE001 - a lost scheduler cannot be closed cleanly
-                    pass
             print(summary(grader, t0, where))
             n = len(graded)
             print(

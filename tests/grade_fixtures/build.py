@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import os
@@ -154,3 +155,14 @@ def grade(course: Path, submissions: Path, *args: str, timeout: int = 900) -> su
 def read_grades(path: Path) -> dict[str, dict]:
     with open(path, newline="") as fh:
         return {r["student_id"]: r for r in csv.DictReader(fh)}
+
+
+@contextlib.contextmanager
+def reaped(proc: subprocess.Popen):
+    """``with reaped(proc):`` the process is killed (and waited for) on leaving if it still runs."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
