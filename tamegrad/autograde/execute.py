@@ -50,7 +50,7 @@ from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
 
 from ..grading.integrity import CELL_SEPARATOR
-from . import launch, sandbox
+from . import forkserver, launch, sandbox
 from .relay import Relay
 
 # Statuses, worst first. One notebook's status is the worst thing that happened in it.
@@ -230,27 +230,15 @@ class GradingClient(Execute):
 
 
 class SandboxedKernelManager(AsyncKernelManager):
-    """A kernel started as ``prlimit … bwrap … python -E -s launch.py SRC DST -- …``."""
+    """A kernel started as ``PREFIX LAUNCHER -- <ipykernel arguments>``: ``prlimit … bwrap …
+    python -E -s launch.py SRC DST``, or the stub of a fork server (:mod:`.forkserver`)."""
 
     prefix: list[str] = []
-    copy_from: str = ""
-    copy_to: str = ""
+    launcher: list[str] = []
 
     def format_kernel_cmd(self, extra_arguments=None):
-        cmd = [
-            sys.executable,
-            "-E",
-            "-s",
-            launch.__file__,
-            self.copy_from,
-            self.copy_to,
-            "--",
-            "-f",
-            self.connection_file,
-            "--HistoryManager.hist_file=:memory:",
-            "--IPKernelApp.parent_handle=0",
-        ]
-        return list(self.prefix) + cmd
+        kernel = ["-f", self.connection_file, "--HistoryManager.hist_file=:memory:", "--IPKernelApp.parent_handle=0"]
+        return [*self.prefix, *self.launcher, "--", *kernel]
 
 
 # ------------------------------------------------------------------------------ one kernel
@@ -267,26 +255,23 @@ class Kernel:
         kind: str,
         budget: Budget,
         hide: tuple[str, ...] = (),
+        server: forkserver.ForkServer | None = None,
     ):
-        self.role, self.scratch, self.limits, self.kind = role, sandbox.make_scratch(scratch), limits, kind
-        for rel, data in files.items():
-            target = (scratch / "files" / rel).resolve()
-            if not str(target).startswith(str((scratch / "files").resolve()) + os.sep):
-                continue  # a path that would leave the scratch directory
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-        self.kernel_dir = scratch / "kernel"
+        self.role, self.limits, self.kind = role, limits, kind
+        self.scratch = sandbox.make_scratch(server.slot() if server is not None else scratch)
+        sandbox.write_files(self.scratch / "files", files)
+        self.kernel_dir = self.scratch / "kernel"
         km = SandboxedKernelManager(
             transport="ipc", ip=str(self.kernel_dir / "k"), connection_file=str(self.kernel_dir / "kernel.json")
         )
-        cpu = limits.total + 30
-        km.prefix = sandbox.prlimit_argv(limits, cpu)
-        if kind == "bwrap":
-            km.prefix += sandbox.bubblewrap_argv(scratch, disk=limits.disk, hide=hide)
-            km.copy_from = "/submission"
+        if server is not None:  # forked inside the server's sandbox, with its limits
+            km.launcher = server.launcher()
         else:
-            km.copy_from = str(scratch / "files")
-        km.copy_to = sandbox.work_dir(scratch, kind)
+            km.prefix = sandbox.prlimit_argv(limits, limits.total + 30)
+            if kind == "bwrap":
+                km.prefix += sandbox.bubblewrap_argv(self.scratch, disk=limits.disk, hide=hide)
+            copy_from = "/submission" if kind == "bwrap" else str(self.scratch / "files")
+            km.launcher = [sys.executable, "-E", "-s", launch.__file__, copy_from, sandbox.work_dir(self.scratch, kind)]
         # interrupt through the control channel: a SIGINT to the process group would also
         # reach bubblewrap, which would take the kernel down with it
         km.kernel_spec.interrupt_mode = "message"
@@ -475,7 +460,11 @@ async def run_notebook(nb, job: Job, instructor: dict[str, tuple[str, str]], bas
     student = Kernel("student", nb, base / "student", job.files, limits, kind, budget, job.hide)
     # the tests' client writes its cells into a notebook of its own, of the same length
     shadow = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell() for _ in nb.cells])
-    tests = Kernel("tests", shadow, base / "tests", job.course_files, limits, kind, budget)
+    server, why = _tests_server(job, instructor, kind)
+    if why:
+        notes.append(why)
+    files = {} if server is not None else job.course_files  # a server holds them already
+    tests = Kernel("tests", shadow, base / "tests", files, limits, kind, budget, server=server)
     started = time.monotonic()
     deadline = started + limits.total
     relay = Relay(
@@ -506,7 +495,19 @@ async def run_notebook(nb, job: Job, instructor: dict[str, tuple[str, str]], bas
     finally:
         await relay.close()
         await asyncio.gather(student.shutdown(), tests.shutdown())
+        if server is not None:
+            shutil.rmtree(tests.scratch, ignore_errors=True)
     return NotebookResult(nbformat.writes(nb), status, detail, notes, time.monotonic() - started)
+
+
+def _tests_server(job: Job, instructor: dict[str, tuple[str, str]], kind: str):
+    """The fork server for this notebook's tests' kernel, or None and why (then the kernel
+    is started directly, as the student's is)."""
+    setup = [python_source(src) for role, src in instructor.values() if role == "setup"]
+    try:
+        return forkserver.server_for(job.course_files, job.limits, kind, forkserver.imported_modules(setup)), ""
+    except (OSError, RuntimeError) as exc:
+        return None, f"the tests' kernel was started directly (its fork server failed: {str(exc)[:300]})"
 
 
 async def _run_cells(

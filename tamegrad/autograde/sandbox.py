@@ -256,7 +256,7 @@ def kernel_env(scratch: Path, kind: str) -> dict[str, str]:
     """A scrubbed environment: nothing of the grader's leaks into the kernel."""
     keep = ("LANG", "LC_ALL", "TZ")
     env = {k: os.environ[k] for k in keep if k in os.environ}
-    tmp = "/tmp" if kind == "bwrap" else str(scratch / "tmp")
+    tmp = tmp_dir(scratch, kind)
     env.update(
         {
             "PATH": os.path.dirname(os.path.abspath(sys.executable)) + ":/usr/local/bin:/usr/bin:/bin",
@@ -280,9 +280,25 @@ def kernel_env(scratch: Path, kind: str) -> dict[str, str]:
     return env
 
 
+def tmp_dir(scratch: Path, kind: str) -> str:
+    """The kernel's writable folder (HOME, TMPDIR, the working directory), as the kernel sees it."""
+    return "/tmp" if kind == "bwrap" else str(scratch / "tmp")
+
+
 def work_dir(scratch: Path, kind: str) -> str:
     """The kernel's working directory, as the kernel sees it."""
-    return "/tmp/work" if kind == "bwrap" else str(scratch / "tmp" / "work")
+    return tmp_dir(scratch, kind) + "/work"
+
+
+def write_files(folder: Path, files: dict[str, bytes]) -> None:
+    """Write ``files`` (relative path -> bytes) under ``folder``; a path that would leave it is skipped."""
+    root = str(folder.resolve()) + os.sep
+    for rel, data in files.items():
+        target = (folder / rel).resolve()
+        if not str(target).startswith(root):
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
 
 
 def make_scratch(root: Path) -> Path:
