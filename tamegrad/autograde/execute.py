@@ -24,6 +24,9 @@ Outcome, worst first (:data:`STATUS_ORDER`): a kernel that dies or stops answeri
 every cell it did not run with an error output (``NotExecuted``), so that nbgrader gives
 those tests zero; a submission past its total time (:attr:`.sandbox.Limits.total`) stops
 there with status ``timeout``; everything that comes back is capped (:class:`Budget`).
+The grader's sockets to a kernel never read a message over
+:attr:`.sandbox.Limits.message_bytes` (:func:`capped_context`): such a message ends its
+cell with an error output (:meth:`Kernel.execute`) and grading goes on.
 """
 
 from __future__ import annotations
@@ -42,12 +45,15 @@ from pathlib import Path
 
 import nbformat
 import psutil
+import zmq
+import zmq.asyncio
 from IPython.core.inputtransformer2 import TransformerManager
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
+from zmq.utils.monitor import recv_monitor_message
 
 from ..grading.integrity import CELL_SEPARATOR
 from . import launch, sandbox
@@ -55,6 +61,9 @@ from .relay import Relay
 
 # Statuses, worst first. One notebook's status is the worst thing that happened in it.
 STATUS_ORDER = ("error", "invalid", "missing", "crashed", "memory", "timeout", "graded")
+# messages the grader's socket to a kernel may hold unread (ZeroMQ's receive high-water
+# mark): beyond it the kernel's side waits, so at most this many capped messages are queued
+RECEIVE_QUEUE = 4
 MEMORY_SIGNS = ("MemoryError", "std::bad_alloc", "Cannot allocate memory", "out of memory")
 SERVE = "import tamegrad.autograde.serve as _tg_serve\n_tg_serve.serve({path!r}, get_ipython().user_ns)"
 BIND = (
@@ -229,12 +238,28 @@ class GradingClient(Execute):
         return super().output(outs, msg, display_id, cell_index)
 
 
+def capped_context(message_bytes: int) -> zmq.asyncio.Context:
+    """A ZeroMQ context whose sockets refuse any message over ``message_bytes``
+    (``ZMQ_MAXMSGSIZE``: read from its size header, before its body is read; the
+    connection is dropped) and queue at most :data:`RECEIVE_QUEUE` messages unread."""
+    context = zmq.asyncio.Context()
+    context.setsockopt(zmq.MAXMSGSIZE, message_bytes)
+    context.setsockopt(zmq.RCVHWM, RECEIVE_QUEUE)
+    return context
+
+
+def refused_output(limit: int):
+    text = f"the kernel sent a message over {limit / 2**20:.0f} MiB; the grader refused it"
+    return NotebookNode(output_type="error", ename="MessageRefused", evalue=text, traceback=[f"MessageRefused: {text}"])
+
+
 class SandboxedKernelManager(AsyncKernelManager):
     """A kernel started as ``prlimit … bwrap … python -E -s launch.py SRC DST -- …``."""
 
     prefix: list[str] = []
     copy_from: str = ""
     copy_to: str = ""
+    message_chars: int = 0
 
     def format_kernel_cmd(self, extra_arguments=None):
         cmd = [
@@ -244,6 +269,7 @@ class SandboxedKernelManager(AsyncKernelManager):
             launch.__file__,
             self.copy_from,
             self.copy_to,
+            str(self.message_chars),
             "--",
             "-f",
             self.connection_file,
@@ -276,9 +302,16 @@ class Kernel:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
         self.kernel_dir = scratch / "kernel"
+        # every socket to this kernel (the manager's control socket, the client's channels)
+        # is made by one capped context
+        self.context = capped_context(limits.message_bytes)
         km = SandboxedKernelManager(
-            transport="ipc", ip=str(self.kernel_dir / "k"), connection_file=str(self.kernel_dir / "kernel.json")
+            transport="ipc",
+            ip=str(self.kernel_dir / "k"),
+            connection_file=str(self.kernel_dir / "kernel.json"),
+            context=self.context,
         )
+        km.message_chars = limits.message_chars
         cpu = limits.total + 30
         km.prefix = sandbox.prlimit_argv(limits, cpu)
         if kind == "bwrap":
@@ -291,6 +324,9 @@ class Kernel:
         # reach bubblewrap, which would take the kernel down with it
         km.kernel_spec.interrupt_mode = "message"
         self.km = km
+        self.budget = budget
+        self.refused = asyncio.Event()  # set when a socket dropped a message over the cap
+        self._monitors: list[asyncio.Future] = []
         self.client = GradingClient(
             nb,
             km,
@@ -318,9 +354,40 @@ class Kernel:
         )
         self.started = True
         self._watch = asyncio.ensure_future(self._watchdog())
-        await self.client.async_start_new_kernel_client()
+        await self._connect()
+        if self.kind == "bwrap":
+            sandbox.verify_isolated(self.km.provisioner.process.pid)
         info = await self.client.async_wait_for_reply(self.client.kc.kernel_info())
         return info["content"] if info else {}
+
+    async def _connect(self) -> None:
+        """nbclient's ``async_start_new_kernel_client``, with the client's sockets made by the
+        capped context and watched for refused messages."""
+        kc = self.client.kc = self.km.client(context=self.context)
+        kc.start_channels()
+        for channel in (kc.shell_channel, kc.iopub_channel, kc.stdin_channel, kc.control_channel):
+            self._monitors.append(asyncio.ensure_future(self._watch_refusals(channel.socket)))
+        await kc.wait_for_ready(timeout=self.client.startup_timeout)
+        kc.allow_stdin = False
+
+    async def _watch_refusals(self, sock) -> None:
+        """ZeroMQ drops the connection of a socket that was sent a message over the cap (and
+        does not reconnect it): connect again, and tell :meth:`execute` (a dead kernel drops
+        its connections too: not a refusal)."""
+        monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        try:
+            while True:
+                event = await recv_monitor_message(monitor)
+                endpoint = event["endpoint"].decode()
+                await asyncio.sleep(0.2)
+                if not await self.km.is_alive():
+                    return
+                sock.disconnect(endpoint)
+                sock.connect(endpoint)
+                self.refused.set()
+        finally:
+            sock.disable_monitor()
+            monitor.close(linger=0)
 
     async def _watchdog(self) -> None:
         """Sample the address space of the kernel's processes and what it wrote on the host."""
@@ -359,8 +426,38 @@ class Kernel:
         return p.poll() if p is not None else None
 
     async def execute(self, cell, index: int, timeout: float):
+        """Run ``cell``; a message over the cap ends it at once with a :func:`refused_output`
+        (its reply or the rest of its output cannot come: no wait for them)."""
         self.client.timeout = max(1, int(timeout))
-        return await self.client.async_execute_cell(cell, index, store_history=True)
+        self.refused.clear()
+        run = asyncio.ensure_future(self.client.async_execute_cell(cell, index, store_history=True))
+        refused = asyncio.ensure_future(self.refused.wait())
+        await asyncio.wait({run, refused}, return_when=asyncio.FIRST_COMPLETED)
+        if run.done():
+            refused.cancel()
+            return run.result()
+        run.cancel()
+        await asyncio.gather(run, return_exceptions=True)  # nbclient reports the cancel as DeadKernelError
+        cell.outputs = list(cell.get("outputs", [])) + [refused_output(self.limits.message_bytes)]
+        self.budget.notes.append(f"cell {index}: {refused_output(self.limits.message_bytes).evalue}")
+        await self._settle(timeout)
+        return cell
+
+    async def _settle(self, timeout: float) -> None:
+        """Wait for the kernel to finish the cell whose message was refused: the reply to a
+        ``kernel_info_request`` (shell requests are answered in order) comes after that cell's
+        own reply, refused or not. Past ``timeout``, interrupt the cell."""
+        deadline = time.monotonic() + timeout
+        msg_id = self.client.kc.kernel_info()
+        while True:
+            self.refused.clear()
+            if await self.reply(msg_id, deadline - time.monotonic()) is not None:
+                self.refused.clear()
+                return
+            if not self.refused.is_set():  # past the deadline, or the kernel died
+                break
+        if await self.alive():
+            await self.interrupt()
 
     async def silent(self, code: str, timeout: float):
         """Run ``code`` without a trace in the notebook; the reply, or None."""
@@ -378,8 +475,8 @@ class Kernel:
             try:
                 msg = await kc.shell_channel.get_msg(timeout=min(remaining, 1.0))
             except Exception:  # noqa: BLE001 - queue.Empty
-                if not await self.km.is_alive():
-                    return None
+                if not await self.km.is_alive() or self.refused.is_set():
+                    return None  # dead, or the reply may have been refused
                 continue
             if msg["parent_header"].get("msg_id") == msg_id:
                 return msg
@@ -392,6 +489,9 @@ class Kernel:
     async def shutdown(self) -> None:
         if self._watch is not None:
             self._watch.cancel()
+        for monitor in self._monitors:
+            monitor.cancel()
+        await asyncio.gather(*self._monitors, return_exceptions=True)
         try:
             if self.client.kc is not None:
                 self.client.kc.stop_channels()
@@ -405,6 +505,7 @@ class Kernel:
                     pass
         if self._log is not None:
             self._log.close()
+        self.context.destroy(linger=0)
 
 
 def _du(path: Path) -> int:
@@ -490,6 +591,8 @@ async def run_notebook(nb, job: Job, instructor: dict[str, tuple[str, str]], bas
             if "language_info" in infos[0]:
                 nb.metadata["language_info"] = infos[0]["language_info"]
             await relay.start()
+        except sandbox.NotIsolated:
+            raise  # never grade outside the sandbox
         except Exception as exc:  # the kernel never ran student code: the grader's problem
             tail = b"".join(k.log_path.read_bytes()[-1000:] for k in (student, tests) if k.log_path.exists())
             return NotebookResult(None, "error", f"a kernel did not start: {exc!r} {tail.decode(errors='replace')}")
