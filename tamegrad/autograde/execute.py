@@ -355,7 +355,7 @@ class Kernel:
         self.started = True
         self._watch = asyncio.ensure_future(self._watchdog())
         await self._connect()
-        if self.kind == "bwrap":
+        if self.kind == "bwrap" and self.role == "student":  # the tests' kernel: checked where it is started
             sandbox.verify_isolated(self.km.provisioner.process.pid)
         info = await self.client.async_wait_for_reply(self.client.kc.kernel_info())
         return info["content"] if info else {}
