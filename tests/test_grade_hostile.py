@@ -192,7 +192,9 @@ def test_huge_output_is_capped(batch):
     # honest 25 MB errors arrive cut by the kernel; what undoes the cut is refused unread
     autograded = batch["course"] / "autograded"
     assert "MessageRefused" not in (autograded / "huge_errors" / "fx_square" / "fx_square.ipynb").read_text()
-    assert "MessageRefused" in (autograded / "huge_messages" / "fx_square" / "fx_square.ipynb").read_text()
+    for student in ("huge_messages", "huge_errors_uncut"):
+        assert "MessageRefused" in (autograded / student / "fx_square" / "fx_square.ipynb").read_text(), student
+    assert "the grader refused it" in batch["grades"]["huge_errors_uncut"]["notes"]
 
 
 def test_the_batch_time_is_bounded_by_the_per_submission_cap(batch):
@@ -288,7 +290,7 @@ def _peak_bytes(proc: subprocess.CompletedProcess) -> int:
 
 
 def test_the_graders_memory_stays_bounded_whatever_a_kernel_sends(tmp_path):
-    """Grading the 150 MB print and 80 MB error of ``huge_messages`` raises the grading
+    """Grading the 150 MB print and 40 MB error of ``huge_messages`` raises the grading
     process's peak memory (its own, not its kernels') far less than one such message,
     compared with grading an honest submission."""
     huge = _grade_in_process(tmp_path / "huge", ("huge_messages",), PEAK)

@@ -64,6 +64,10 @@ STATUS_ORDER = ("error", "invalid", "missing", "crashed", "memory", "timeout", "
 # messages the grader's socket to a kernel may hold unread (ZeroMQ's receive high-water
 # mark): beyond it the kernel's side waits, so at most this many capped messages are queued
 RECEIVE_QUEUE = 4
+# a send on a socket whose connection was just refused (not yet reconnected) fails after this
+# many milliseconds instead of blocking the grader; it is tried again after RECONNECT_WAIT s
+SEND_TIMEOUT_MS = 500
+RECONNECT_WAIT = 0.5
 MEMORY_SIGNS = ("MemoryError", "std::bad_alloc", "Cannot allocate memory", "out of memory")
 SERVE = "import tamegrad.autograde.serve as _tg_serve\n_tg_serve.serve({path!r}, get_ipython().user_ns)"
 BIND = (
@@ -241,11 +245,23 @@ class GradingClient(Execute):
 def capped_context(message_bytes: int) -> zmq.asyncio.Context:
     """A ZeroMQ context whose sockets refuse any message over ``message_bytes``
     (``ZMQ_MAXMSGSIZE``: read from its size header, before its body is read; the
-    connection is dropped) and queue at most :data:`RECEIVE_QUEUE` messages unread."""
+    connection is dropped) and queue at most :data:`RECEIVE_QUEUE` messages unread; a
+    send with no connection fails after :data:`SEND_TIMEOUT_MS` (see :func:`_sent`)."""
     context = zmq.asyncio.Context()
     context.setsockopt(zmq.MAXMSGSIZE, message_bytes)
     context.setsockopt(zmq.RCVHWM, RECEIVE_QUEUE)
+    context.setsockopt(zmq.SNDTIMEO, SEND_TIMEOUT_MS)
     return context
+
+
+async def _sent(request):
+    """``await request()`` (it sends to a kernel), tried once more after :data:`RECONNECT_WAIT`
+    if the socket had no connection (its watcher reconnects it meanwhile)."""
+    try:
+        return await request()
+    except zmq.Again:
+        await asyncio.sleep(RECONNECT_WAIT)
+        return await request()
 
 
 def refused_output(limit: int):
@@ -371,20 +387,20 @@ class Kernel:
         kc.allow_stdin = False
 
     async def _watch_refusals(self, sock) -> None:
-        """ZeroMQ drops the connection of a socket that was sent a message over the cap (and
-        does not reconnect it): connect again, and tell :meth:`execute` (a dead kernel drops
-        its connections too: not a refusal)."""
+        """ZeroMQ drops the connection of a socket that was sent a message over the cap and
+        does not reconnect it (a DEALER without a connection would then block the grader
+        on its next send): connect again, and tell :meth:`execute`, unless the kernel died
+        (a dead kernel drops its connections too: not a refusal)."""
         monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         try:
             while True:
                 event = await recv_monitor_message(monitor)
                 endpoint = event["endpoint"].decode()
-                await asyncio.sleep(0.2)
-                if not await self.km.is_alive():
-                    return
                 sock.disconnect(endpoint)
                 sock.connect(endpoint)
-                self.refused.set()
+                await asyncio.sleep(0.2)
+                if await self.km.is_alive():
+                    self.refused.set()
         finally:
             sock.disable_monitor()
             monitor.close(linger=0)
@@ -430,7 +446,7 @@ class Kernel:
         (its reply or the rest of its output cannot come: no wait for them)."""
         self.client.timeout = max(1, int(timeout))
         self.refused.clear()
-        run = asyncio.ensure_future(self.client.async_execute_cell(cell, index, store_history=True))
+        run = asyncio.ensure_future(_sent(lambda: self.client.async_execute_cell(cell, index, store_history=True)))
         refused = asyncio.ensure_future(self.refused.wait())
         await asyncio.wait({run, refused}, return_when=asyncio.FIRST_COMPLETED)
         if run.done():
@@ -447,8 +463,14 @@ class Kernel:
         """Wait for the kernel to finish the cell whose message was refused: the reply to a
         ``kernel_info_request`` (shell requests are answered in order) comes after that cell's
         own reply, refused or not. Past ``timeout``, interrupt the cell."""
+        if not await self.alive():
+            return
         deadline = time.monotonic() + timeout
-        msg_id = self.client.kc.kernel_info()
+
+        async def ask():
+            return self.client.kc.kernel_info()
+
+        msg_id = await _sent(ask)
         while True:
             self.refused.clear()
             if await self.reply(msg_id, deadline - time.monotonic()) is not None:
