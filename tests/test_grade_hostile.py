@@ -185,10 +185,16 @@ def test_feedback_never_shows_hidden_tests(batch):
 
 
 def test_huge_output_is_capped(batch):
-    for student in ("huge_output", "huge_errors"):
+    for student in ("huge_output", "huge_errors", "huge_messages"):
         path = batch["course"] / "autograded" / student / "fx_square" / "fx_square.ipynb"
         assert path.stat().st_size < 5_000_000, student
-        assert "truncated" in path.read_text(), student
+        assert "truncated" in path.read_text() or student == "huge_messages", student
+    # honest 25 MB errors arrive cut by the kernel; what undoes the cut is refused unread
+    autograded = batch["course"] / "autograded"
+    assert "MessageRefused" not in (autograded / "huge_errors" / "fx_square" / "fx_square.ipynb").read_text()
+    for student in ("huge_messages", "huge_errors_uncut"):
+        assert "MessageRefused" in (autograded / student / "fx_square" / "fx_square.ipynb").read_text(), student
+    assert "the grader refused it" in batch["grades"]["huge_errors_uncut"]["notes"]
 
 
 def test_the_batch_time_is_bounded_by_the_per_submission_cap(batch):
@@ -240,3 +246,67 @@ def test_each_autograded_notebook_is_written_once(tmp_path):
         str(course / "autograded" / c["student"] / build.ASSIGNMENT / f"{build.ASSIGNMENT}.ipynb") for c in honest
     )
     assert autograded == expected, wrote
+
+
+PEAK = """
+import resource, sys
+from tamegrad import cli
+rc = cli.main(sys.argv[1:])
+print("PEAK_KIB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+sys.exit(rc)
+"""
+
+UNSANDBOXED = """
+import sys
+from tamegrad import cli
+from tamegrad.autograde import sandbox
+sandbox.bubblewrap_argv = lambda *a, **k: []  # a broken build: bwrap asked for, the kernel started bare
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def _grade_in_process(tmp_path: Path, students: tuple[str, ...], script: str) -> subprocess.CompletedProcess:
+    """Grade the corpus's ``students`` with ``--workers 0`` (in the grading process itself), run by ``script``."""
+    ok, why = sandbox.bubblewrap_works()
+    if not ok:
+        pytest.skip(f"bubblewrap does not work here ({why})")
+    course = build.make_course(tmp_path / "course")
+    answers, cases = build.cases()
+    release = build.release_notebook(course)
+    for case in cases:
+        if case["student"] in students:
+            build.write_case(case, answers, release, tmp_path / "in", {})
+    args = ["grade", build.ASSIGNMENT, "--submissions", str(tmp_path / "in"), "--course", str(course)]
+    args += ["--no-progress", "--workers", "0", "--timeout", "6", "--memory-limit", "1500M", "--sandbox", "bwrap"]
+    return subprocess.run(
+        [sys.executable, "-c", script, *args], cwd=course, env=build.env(), capture_output=True, text=True, timeout=300
+    )
+
+
+def _peak_bytes(proc: subprocess.CompletedProcess) -> int:
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    line = next(line for line in proc.stdout.splitlines() if line.startswith("PEAK_KIB "))
+    return int(line.split()[1]) * 1024
+
+
+def test_the_graders_memory_stays_bounded_whatever_a_kernel_sends(tmp_path):
+    """Grading the 150 MB print and 40 MB error of ``huge_messages`` raises the grading
+    process's peak memory (its own, not its kernels') far less than one such message,
+    compared with grading an honest submission."""
+    huge = _grade_in_process(tmp_path / "huge", ("huge_messages",), PEAK)
+    honest = _grade_in_process(tmp_path / "honest", ("honest_full",), PEAK)
+    grown = _peak_bytes(huge) - _peak_bytes(honest)
+    assert grown < 40 * 2**20, f"the grader grew by {grown / 2**20:.0f} MiB"
+    row = build.read_grades(tmp_path / "huge" / "course" / "grades.csv")["huge_messages"]
+    assert (row["status"], float(row["score"])) == ("graded", 5.0), row
+    assert "the grader refused it" in row["notes"], row
+
+
+def test_a_kernel_outside_its_sandbox_is_never_graded(tmp_path):
+    """A build whose bubblewrap prefix is lost starts the kernel bare: the grader sees that
+    the kernel shares its namespaces and grades nothing (the submission's row is an error)."""
+    proc = _grade_in_process(tmp_path, ("honest_full",), UNSANDBOXED)
+    assert "not inside bubblewrap" in proc.stdout, (proc.stdout + proc.stderr)[-3000:]
+    row = build.read_grades(tmp_path / "course" / "grades.csv")["honest_full"]
+    assert (row["status"], row["score"]) == ("error", ""), row
+    assert "NotIsolated" in row["detail"], row

@@ -24,6 +24,9 @@ Outcome, worst first (:data:`STATUS_ORDER`): a kernel that dies or stops answeri
 every cell it did not run with an error output (``NotExecuted``), so that nbgrader gives
 those tests zero; a submission past its total time (:attr:`.sandbox.Limits.total`) stops
 there with status ``timeout``; everything that comes back is capped (:class:`Budget`).
+The grader's sockets to a kernel never read a message over
+:attr:`.sandbox.Limits.message_bytes` (:func:`capped_context`): such a message ends its
+cell with an error output (:meth:`Kernel.execute`) and grading goes on.
 """
 
 from __future__ import annotations
@@ -42,12 +45,15 @@ from pathlib import Path
 
 import nbformat
 import psutil
+import zmq
+import zmq.asyncio
 from IPython.core.inputtransformer2 import TransformerManager
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
+from zmq.utils.monitor import recv_monitor_message
 
 from ..grading.integrity import CELL_SEPARATOR
 from . import forkserver, launch, sandbox
@@ -55,6 +61,13 @@ from .relay import Relay
 
 # Statuses, worst first. One notebook's status is the worst thing that happened in it.
 STATUS_ORDER = ("error", "invalid", "missing", "crashed", "memory", "timeout", "graded")
+# messages the grader's socket to a kernel may hold unread (ZeroMQ's receive high-water
+# mark): beyond it the kernel's side waits, so at most this many capped messages are queued
+RECEIVE_QUEUE = 4
+# a send on a socket whose connection was just refused (not yet reconnected) fails after this
+# many milliseconds instead of blocking the grader; it is tried again after RECONNECT_WAIT s
+SEND_TIMEOUT_MS = 500
+RECONNECT_WAIT = 0.5
 MEMORY_SIGNS = ("MemoryError", "std::bad_alloc", "Cannot allocate memory", "out of memory")
 SERVE = "import tamegrad.autograde.serve as _tg_serve\n_tg_serve.serve({path!r}, get_ipython().user_ns)"
 BIND = (
@@ -229,9 +242,36 @@ class GradingClient(Execute):
         return super().output(outs, msg, display_id, cell_index)
 
 
+def capped_context(message_bytes: int) -> zmq.asyncio.Context:
+    """A ZeroMQ context whose sockets refuse any message over ``message_bytes``
+    (``ZMQ_MAXMSGSIZE``: read from its size header, before its body is read; the
+    connection is dropped) and queue at most :data:`RECEIVE_QUEUE` messages unread; a
+    send with no connection fails after :data:`SEND_TIMEOUT_MS` (see :func:`_sent`)."""
+    context = zmq.asyncio.Context()
+    context.setsockopt(zmq.MAXMSGSIZE, message_bytes)
+    context.setsockopt(zmq.RCVHWM, RECEIVE_QUEUE)
+    context.setsockopt(zmq.SNDTIMEO, SEND_TIMEOUT_MS)
+    return context
+
+
+async def _sent(request):
+    """``await request()`` (it sends to a kernel), tried once more after :data:`RECONNECT_WAIT`
+    if the socket had no connection (its watcher reconnects it meanwhile)."""
+    try:
+        return await request()
+    except zmq.Again:
+        await asyncio.sleep(RECONNECT_WAIT)
+        return await request()
+
+
+def refused_output(limit: int):
+    text = f"the kernel sent a message over {limit / 2**20:.0f} MiB; the grader refused it"
+    return NotebookNode(output_type="error", ename="MessageRefused", evalue=text, traceback=[f"MessageRefused: {text}"])
+
+
 class SandboxedKernelManager(AsyncKernelManager):
     """A kernel started as ``PREFIX LAUNCHER -- <ipykernel arguments>``: ``prlimit … bwrap …
-    python -E -s launch.py SRC DST``, or the stub of a fork server (:mod:`.forkserver`)."""
+    python -E -s launch.py SRC DST CHARS``, or the stub of a fork server (:mod:`.forkserver`)."""
 
     prefix: list[str] = []
     launcher: list[str] = []
@@ -257,12 +297,18 @@ class Kernel:
         hide: tuple[str, ...] = (),
         server: forkserver.ForkServer | None = None,
     ):
-        self.role, self.limits, self.kind = role, limits, kind
+        self.role, self.limits, self.kind, self.server = role, limits, kind, server
         self.scratch = sandbox.make_scratch(server.slot() if server is not None else scratch)
         sandbox.write_files(self.scratch / "files", files)
         self.kernel_dir = self.scratch / "kernel"
+        # every socket to this kernel (the manager's control socket, the client's channels)
+        # is made by one capped context
+        self.context = capped_context(limits.message_bytes)
         km = SandboxedKernelManager(
-            transport="ipc", ip=str(self.kernel_dir / "k"), connection_file=str(self.kernel_dir / "kernel.json")
+            transport="ipc",
+            ip=str(self.kernel_dir / "k"),
+            connection_file=str(self.kernel_dir / "kernel.json"),
+            context=self.context,
         )
         if server is not None:  # forked inside the server's sandbox, with its limits
             km.launcher = server.launcher()
@@ -271,11 +317,15 @@ class Kernel:
             if kind == "bwrap":
                 km.prefix += sandbox.bubblewrap_argv(self.scratch, disk=limits.disk, hide=hide)
             copy_from = "/submission" if kind == "bwrap" else str(self.scratch / "files")
-            km.launcher = [sys.executable, "-E", "-s", launch.__file__, copy_from, sandbox.work_dir(self.scratch, kind)]
+            work = sandbox.work_dir(self.scratch, kind)
+            km.launcher = [sys.executable, "-E", "-s", launch.__file__, copy_from, work, str(limits.message_chars)]
         # interrupt through the control channel: a SIGINT to the process group would also
         # reach bubblewrap, which would take the kernel down with it
         km.kernel_spec.interrupt_mode = "message"
         self.km = km
+        self.budget = budget
+        self.refused = asyncio.Event()  # set when a socket dropped a message over the cap
+        self._monitors: list[asyncio.Future] = []
         self.client = GradingClient(
             nb,
             km,
@@ -303,9 +353,40 @@ class Kernel:
         )
         self.started = True
         self._watch = asyncio.ensure_future(self._watchdog())
-        await self.client.async_start_new_kernel_client()
+        await self._connect()
+        if self.kind == "bwrap" and self.server is None:  # a fork server is checked when it starts
+            sandbox.verify_isolated(self.km.provisioner.process.pid)
         info = await self.client.async_wait_for_reply(self.client.kc.kernel_info())
         return info["content"] if info else {}
+
+    async def _connect(self) -> None:
+        """nbclient's ``async_start_new_kernel_client``, with the client's sockets made by the
+        capped context and watched for refused messages."""
+        kc = self.client.kc = self.km.client(context=self.context)
+        kc.start_channels()
+        for channel in (kc.shell_channel, kc.iopub_channel, kc.stdin_channel, kc.control_channel):
+            self._monitors.append(asyncio.ensure_future(self._watch_refusals(channel.socket)))
+        await kc.wait_for_ready(timeout=self.client.startup_timeout)
+        kc.allow_stdin = False
+
+    async def _watch_refusals(self, sock) -> None:
+        """ZeroMQ drops the connection of a socket that was sent a message over the cap and
+        does not reconnect it (a DEALER without a connection would then block the grader
+        on its next send): connect again, and tell :meth:`execute`, unless the kernel died
+        (a dead kernel drops its connections too: not a refusal)."""
+        monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        try:
+            while True:
+                event = await recv_monitor_message(monitor)
+                endpoint = event["endpoint"].decode()
+                sock.disconnect(endpoint)
+                sock.connect(endpoint)
+                await asyncio.sleep(0.2)
+                if await self.km.is_alive():
+                    self.refused.set()
+        finally:
+            sock.disable_monitor()
+            monitor.close(linger=0)
 
     async def _watchdog(self) -> None:
         """Sample the address space of the kernel's processes and what it wrote on the host."""
@@ -344,8 +425,44 @@ class Kernel:
         return p.poll() if p is not None else None
 
     async def execute(self, cell, index: int, timeout: float):
+        """Run ``cell``; a message over the cap ends it at once with a :func:`refused_output`
+        (its reply or the rest of its output cannot come: no wait for them)."""
         self.client.timeout = max(1, int(timeout))
-        return await self.client.async_execute_cell(cell, index, store_history=True)
+        self.refused.clear()
+        run = asyncio.ensure_future(_sent(lambda: self.client.async_execute_cell(cell, index, store_history=True)))
+        refused = asyncio.ensure_future(self.refused.wait())
+        await asyncio.wait({run, refused}, return_when=asyncio.FIRST_COMPLETED)
+        if run.done():
+            refused.cancel()
+            return run.result()
+        run.cancel()
+        await asyncio.gather(run, return_exceptions=True)  # nbclient reports the cancel as DeadKernelError
+        cell.outputs = list(cell.get("outputs", [])) + [refused_output(self.limits.message_bytes)]
+        self.budget.notes.append(f"cell {index}: {refused_output(self.limits.message_bytes).evalue}")
+        await self._settle(timeout)
+        return cell
+
+    async def _settle(self, timeout: float) -> None:
+        """Wait for the kernel to finish the cell whose message was refused: the reply to a
+        ``kernel_info_request`` (shell requests are answered in order) comes after that cell's
+        own reply, refused or not. Past ``timeout``, interrupt the cell."""
+        if not await self.alive():
+            return
+        deadline = time.monotonic() + timeout
+
+        async def ask():
+            return self.client.kc.kernel_info()
+
+        msg_id = await _sent(ask)
+        while True:
+            self.refused.clear()
+            if await self.reply(msg_id, deadline - time.monotonic()) is not None:
+                self.refused.clear()
+                return
+            if not self.refused.is_set():  # past the deadline, or the kernel died
+                break
+        if await self.alive():
+            await self.interrupt()
 
     async def silent(self, code: str, timeout: float):
         """Run ``code`` without a trace in the notebook; the reply, or None."""
@@ -363,8 +480,8 @@ class Kernel:
             try:
                 msg = await kc.shell_channel.get_msg(timeout=min(remaining, 1.0))
             except Exception:  # noqa: BLE001 - queue.Empty
-                if not await self.km.is_alive():
-                    return None
+                if not await self.km.is_alive() or self.refused.is_set():
+                    return None  # dead, or the reply may have been refused
                 continue
             if msg["parent_header"].get("msg_id") == msg_id:
                 return msg
@@ -377,6 +494,9 @@ class Kernel:
     async def shutdown(self) -> None:
         if self._watch is not None:
             self._watch.cancel()
+        for monitor in self._monitors:
+            monitor.cancel()
+        await asyncio.gather(*self._monitors, return_exceptions=True)
         try:
             if self.client.kc is not None:
                 self.client.kc.stop_channels()
@@ -390,6 +510,7 @@ class Kernel:
                     pass
         if self._log is not None:
             self._log.close()
+        self.context.destroy(linger=0)
 
 
 def _du(path: Path) -> int:
@@ -479,6 +600,8 @@ async def run_notebook(nb, job: Job, instructor: dict[str, tuple[str, str]], bas
             if "language_info" in infos[0]:
                 nb.metadata["language_info"] = infos[0]["language_info"]
             await relay.start()
+        except sandbox.NotIsolated:
+            raise  # never grade outside the sandbox
         except Exception as exc:  # the kernel never ran student code: the grader's problem
             tail = b"".join(k.log_path.read_bytes()[-1000:] for k in (student, tests) if k.log_path.exists())
             return NotebookResult(None, "error", f"a kernel did not start: {exc!r} {tail.decode(errors='replace')}")
@@ -506,6 +629,8 @@ def _tests_server(job: Job, instructor: dict[str, tuple[str, str]], kind: str):
     setup = [python_source(src) for role, src in instructor.values() if role == "setup"]
     try:
         return forkserver.server_for(job.course_files, job.limits, kind, forkserver.imported_modules(setup)), ""
+    except sandbox.NotIsolated:
+        raise  # never grade outside the sandbox
     except (OSError, RuntimeError) as exc:
         return None, f"the tests' kernel was started directly (its fork server failed: {str(exc)[:300]})"
 

@@ -2,17 +2,17 @@
 
 Two ways to run it, both by path:
 
-``python -E -s fork_launch.py --serve SOCKET SRC TMP isolated|shared -- MODULE ...``
+``python -E -s fork_launch.py --serve SOCKET SRC TMP CHARS isolated|shared -- MODULE ...``
     inside the tests' sandbox: imports ipykernel and each MODULE (what the setup cells
     import: numpy, torch, tamegrad), then listens on the Unix socket SOCKET and runs no code
     of anyone else's. Each request (one JSON line: the ipykernel arguments) is answered by a
-    fork; the child copies the regular files of SRC into a fresh working directory under TMP
-    and starts ipykernel there: a kernel that has run no cell, without paying for the
-    imports again. One kernel at a time: when it has exited, the server kills whatever it
-    left running in the sandbox (``isolated``: the sandbox has a PID namespace of its own,
-    where the server's only other processes are what its kernels left) and empties TMP, so
-    nothing one kernel leaves behind (a process, a file, an IPython start-up file) reaches
-    the next.
+    fork; the child starts as :func:`launch.main` starts a kernel (SRC copied into a fresh
+    working directory under TMP, messages cut to CHARS characters): a kernel that has run
+    no cell, without paying for the imports again. One kernel at a time: when it has
+    exited, the server kills whatever it left running in the sandbox (``isolated``: the
+    sandbox has a PID namespace of its own, where the server's only other processes are
+    what its kernels left) and empties TMP, so nothing one kernel leaves behind (a
+    process, a file, an IPython start-up file) reaches the next.
 
 ``python -I -S fork_launch.py --stub SOCKET -- IPYKERNEL-ARGS``
     the grader's kernel command: asks the server for a kernel and stays until that kernel
@@ -63,7 +63,7 @@ def _fresh_random_state() -> None:
         sys.modules["torch"].seed()
 
 
-def _child(request: bytes, src: str, workdir: str) -> None:
+def _child(request: bytes, src: str, workdir: str, chars: str) -> None:
     """In the forked process, whose every socket of the server's is closed: start the kernel."""
     import launch  # the sibling launcher (imported by the server, from this directory)
 
@@ -72,7 +72,7 @@ def _child(request: bytes, src: str, workdir: str) -> None:
         if not (isinstance(argv, list) and all(isinstance(a, str) for a in argv)):
             raise ValueError("argv must be a list of strings")
         _fresh_random_state()
-        launch.main([src, workdir, "--", *argv])
+        launch.main([src, workdir, chars, "--", *argv])
     except BaseException as exc:  # noqa: BLE001 - the child must never return into the server
         print(f"fork server: the kernel failed: {exc!r}", file=sys.stderr, flush=True)
         os._exit(1)
@@ -121,7 +121,7 @@ def _empty(folder: str, device: int) -> None:
             pass
 
 
-def serve(path: str, src: str, modules: list[str], tmp: str, isolated: bool) -> None:
+def serve(path: str, src: str, modules: list[str], tmp: str, chars: str, isolated: bool) -> None:
     """Import ``modules``, then fork one kernel per request, one kernel at a time.
 
     A request waits until the kernel before it has exited and the sandbox is clean. A
@@ -190,7 +190,7 @@ def serve(path: str, src: str, modules: list[str], tmp: str, isolated: bool) -> 
             events.close()
             for sock in [server, conn, *(c for c, _ in waiting)]:
                 sock.close()
-            _child(request, src, os.path.join(tmp, f"work-{count}"))
+            _child(request, src, os.path.join(tmp, f"work-{count}"), chars)
         conn.settimeout(None)
         running[pid] = conn
         events.register(conn, selectors.EVENT_READ, pid)
@@ -205,9 +205,9 @@ def main(argv: list[str]) -> int:
     if mode == "--stub":
         return stub(path, rest[rest.index("--") + 1 :])
     if mode == "--serve":
-        src, tmp, isolated, sep, *modules = rest
+        src, tmp, chars, isolated, sep, *modules = rest
         assert sep == "--"
-        serve(path, src, modules, tmp, isolated == "isolated")
+        serve(path, src, modules, tmp, chars, isolated == "isolated")
         return 0
     raise SystemExit(f"unknown mode {mode!r}")
 

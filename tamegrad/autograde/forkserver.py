@@ -70,7 +70,8 @@ class ForkServer:
         else:
             src, isolated = str(self.root / "files"), "shared"
         tmp = sandbox.tmp_dir(self.root, kind)
-        argv = [sys.executable, "-E", "-s", fork_launch.__file__, "--serve", self.socket, src, tmp, isolated]
+        chars = str(limits.message_chars)
+        argv = [sys.executable, "-E", "-s", fork_launch.__file__, "--serve", self.socket, src, tmp, chars, isolated]
         self.log_path = self.root / "kernel" / "server.log"
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
@@ -82,6 +83,12 @@ class ForkServer:
                 stdin=subprocess.DEVNULL,
             )
         self._wait_until_listening(timeout=120)
+        if kind == "bwrap":
+            try:
+                sandbox.verify_isolated(self.process.pid)
+            except sandbox.NotIsolated:
+                self.close()
+                raise
 
     def _wait_until_listening(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

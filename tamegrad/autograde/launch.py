@@ -1,4 +1,4 @@
-"""Start a grading kernel: ``python -E -s launch.py SRC DST -- <ipykernel arguments>``.
+"""Start a grading kernel: ``python -E -s launch.py SRC DST CHARS -- <ipykernel arguments>``.
 
 Copies the regular files of ``SRC`` (read-only inside the sandbox) into ``DST`` (the
 kernel's working directory, on the sandbox's size-limited tmpfs), changes into it and runs
@@ -6,6 +6,11 @@ ipykernel. Run by path, not with ``-m``, so that nothing of the working director
 imported before the kernel is up; its own directory is taken off ``sys.path`` first, and
 the parent of the tamegrad package it belongs to is put there (the sandbox mounts that
 package alone), so both kernels run the grader's own tamegrad.
+
+Before the kernel starts, every message it builds is cut to about ``CHARS`` characters
+(:func:`_cut_messages`): an honest 300 MB error or print reaches the grader truncated
+instead of being refused for its size. A courtesy only: code in the kernel can undo it;
+what protects the grader is its own cap (:attr:`.sandbox.Limits.message_bytes`).
 """
 
 import sys
@@ -31,9 +36,36 @@ def _copy(src: str, dst: str) -> None:
                 shutil.copyfile(path, os.path.join(target, name))
 
 
+def _cut(value, room: list[int]):
+    """``value`` with each string cut to half the characters left in ``room`` (shared)."""
+    if isinstance(value, str):
+        keep = min(len(value), room[0] // 2)
+        room[0] -= keep
+        return value if keep == len(value) else value[:keep] + "\n[truncated in the kernel]"
+    if isinstance(value, dict):
+        return {k: _cut(v, room) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_cut(v, room) for v in value]
+    return value
+
+
+def _cut_messages(chars: int) -> None:
+    """Every message the kernel's Session builds holds at most ``chars`` characters of content."""
+    from jupyter_client.session import Session
+
+    build = Session.msg
+
+    def msg(self, msg_type, content=None, *args, **kwargs):
+        return build(self, msg_type, _cut(content, [chars]) if content else content, *args, **kwargs)
+
+    msg.__wrapped__ = build
+    Session.msg = msg
+
+
 def main(argv: list[str]) -> None:
-    src, dst, sep, *rest = argv
+    src, dst, chars, sep, *rest = argv
     assert sep == "--"
+    _cut_messages(int(chars))
     if os.path.isdir(src):
         _copy(src, dst)
     os.makedirs(dst, exist_ok=True)

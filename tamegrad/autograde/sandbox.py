@@ -67,10 +67,17 @@ class Limits:
     output_chars: int = 2_000_000  # characters of output kept per cell (the rest is dropped)
     notebook_chars: int = 20_000_000  # characters of output kept in one notebook
     error_chars: int = 20_000  # characters of an error's name, value and traceback
+    message_bytes: int = 16 * 1024**2  # largest kernel message the grader reads (bigger: refused unread)
 
     @property
     def total(self) -> int:
         return self.total_seconds or 10 * self.timeout
+
+    @property
+    def message_chars(self) -> int:
+        """Characters the kernel keeps in one message (:mod:`.launch` cuts longer ones): an
+        eighth of :attr:`message_bytes`, since one character is at most 6 bytes of JSON."""
+        return self.message_bytes // 8
 
 
 def parse_size(text: str | int) -> int:
@@ -174,6 +181,37 @@ def bubblewrap_argv(
     argv += ["--remount-ro", "/"]
     argv += ["--chdir", "/tmp", "--"]
     return argv
+
+
+class NotIsolated(RuntimeError):
+    """A kernel that should run inside bubblewrap does not: grading must stop."""
+
+
+def _namespaces(pid: int | str) -> tuple[int, int]:
+    """The (mount, PID) namespaces of process ``pid`` (``"self"``: this one), as inode numbers."""
+    return tuple(os.stat(f"/proc/{pid}/ns/{ns}").st_ino for ns in ("mnt", "pid"))
+
+
+def verify_isolated(pid: int) -> None:
+    """Raise :class:`NotIsolated` unless process ``pid`` (the one the grader started: the
+    sandbox's outer ``bwrap``) has children and every one of them lives in a mount and a PID
+    namespace other than the grader's: the kernel runs inside its sandbox."""
+    import psutil
+
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+        if not children:
+            raise NotIsolated(f"the kernel's process {pid} has no child: the kernel is not inside bubblewrap")
+        ours = _namespaces("self")
+        for child in children:
+            theirs = _namespaces(child.pid)
+            if theirs[0] == ours[0] or theirs[1] == ours[1]:
+                raise NotIsolated(
+                    f"the kernel's process {child.pid} ({' '.join(child.cmdline()[:3])}) shares the grader's "
+                    "mount or PID namespace: it is not inside bubblewrap"
+                )
+    except (psutil.Error, OSError) as exc:
+        raise NotIsolated(f"the kernel's process {pid} could not be checked: {exc}") from exc
 
 
 def hidden_packages(names) -> tuple[str, ...]:
