@@ -303,10 +303,12 @@ def test_the_graders_memory_stays_bounded_whatever_a_kernel_sends(tmp_path):
 
 
 def test_a_kernel_outside_its_sandbox_is_never_graded(tmp_path):
-    """A build whose bubblewrap prefix is lost starts the kernel bare: the grader sees that
-    the kernel shares its namespaces and grades nothing (the submission's row is an error)."""
+    """A build whose bubblewrap prefix is lost starts kernels bare: the grader sees that a
+    kernel (the student's, or the tests' fork server) shares its namespaces, stops the batch
+    with exit code 2 and records no grade for what it could not grade safely."""
     proc = _grade_in_process(tmp_path, ("honest_full",), UNSANDBOXED)
-    assert "not inside bubblewrap" in proc.stdout, (proc.stdout + proc.stderr)[-3000:]
-    row = build.read_grades(tmp_path / "course" / "grades.csv")["honest_full"]
-    assert (row["status"], row["score"]) == ("error", ""), row
-    assert "NotIsolated" in row["detail"], row
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out[-3000:]
+    assert "not inside bubblewrap" in out and "grading stopped" in out, out[-3000:]
+    grades = tmp_path / "course" / "grades.csv"
+    assert not grades.exists() or "honest_full" not in build.read_grades(grades), grades.read_text()

@@ -484,6 +484,13 @@ class LostScheduler(Exception):
     """The Dask scheduler went away in the middle of a batch."""
 
 
+def not_isolated(exc: Exception) -> GradingError:
+    return GradingError(
+        f"a kernel was not inside its sandbox ({exc}); grading stopped, nothing of that submission was "
+        "recorded. Check bubblewrap (`tamegrad grade --sandbox bwrap` on one submission) before grading again."
+    )
+
+
 class _InlinePool:
     """Runs each job in this process as it is submitted (``--workers 0``)."""
 
@@ -493,6 +500,8 @@ class _InlinePool:
     def submit(self, prep: Prepared) -> None:
         try:
             self.done.append((prep, execute_job(prep.job), ""))
+        except sandbox.NotIsolated as exc:
+            raise not_isolated(exc) from exc
         except Exception as exc:  # noqa: BLE001
             self.done.append((prep, None, f"execution failed: {exc!r}"))
 
@@ -551,6 +560,8 @@ class _DaskPool:
         prep = self.pending[fut.key]
         try:
             result = fut.result()
+        except sandbox.NotIsolated as exc:
+            raise not_isolated(exc) from exc
         except Exception as exc:  # noqa: BLE001 - the task failed, or the scheduler went away
             if fut.cancelled() or self.client.status != "running":
                 raise self._lost() from None
