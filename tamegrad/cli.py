@@ -198,6 +198,9 @@ def _similarity(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
     if args.command == "grade":
+        from .autograde.startup import skip_unused_imports
+
+        skip_unused_imports()
         from .autograde.batch import Options, run
 
         opts = Options(

@@ -334,6 +334,7 @@ def _start_dask(opts: Options, n_jobs: int):
         dashboard_address=None,
         silence_logs=logging.ERROR,
         memory_limit=0,
+        preload=["tamegrad.autograde.startup"],
     )
     return Client(cluster), cluster, f"{workers} local Dask worker{'s' if workers > 1 else ''}"
 

@@ -18,6 +18,7 @@ checksum brings the gradebook's source back).
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 import uuid
@@ -295,6 +296,25 @@ KEPT_OUTPUTS = {"text/plain", "text/latex", "image/png", "image/jpeg"}  # the te
 CLEANED_OUTPUTS = {"text/html", "text/markdown"}  # kept after bleach
 
 
+# markup texts up to this many characters are remembered (at most MEMO_ENTRIES of them): a
+# class's submissions repeat the assignment's markdown cells, and each notebook is made
+# safe twice (the autograded notebook, then its feedback)
+MEMO_CHARS = 100_000
+MEMO_ENTRIES = 2048
+
+
+def _memo_short_text(fn):
+    """``fn`` (a pure function of one string) remembering its results for short texts."""
+    remembered = functools.lru_cache(maxsize=MEMO_ENTRIES)(fn)
+
+    @functools.wraps(fn)
+    def call(text: str) -> str:
+        return remembered(text) if isinstance(text, str) and len(text) <= MEMO_CHARS else fn(text)
+
+    call.cache_info = remembered.cache_info
+    return call
+
+
 def _allowed_attribute(tag: str, name: str, value: str) -> bool:
     """bleach's attribute filter: no event handler, no style, and URLs only of a safe kind
     (``a href``: http, https, mailto or a fragment; ``img src``: http(s) or a base64
@@ -307,6 +327,7 @@ def _allowed_attribute(tag: str, name: str, value: str) -> bool:
     return name in SAFE_ATTRIBUTES
 
 
+@_memo_short_text
 def clean_html(html: str) -> str:
     """``html`` through bleach with the course's allow-list (:data:`SAFE_TAGS`,
     :func:`_allowed_attribute`): every other tag (script, iframe, object, embed, svg, meta,
@@ -338,6 +359,7 @@ def _markup_is_safe(html: str) -> bool:
     return free == clean_html(html)
 
 
+@_memo_short_text
 def safe_markdown(source: str) -> str:
     """A markdown text that renders to nothing unsafe.
 
