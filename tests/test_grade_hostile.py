@@ -17,6 +17,7 @@ import time
 import uuid
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from tamegrad.autograde import sandbox
@@ -123,8 +124,6 @@ def test_nothing_was_written_outside_the_scratch_directories(batch):
     assert not (course / "solutions" / "fx_square" / "PWNED.txt").exists()
     assert not Path("/PWNED.txt").exists()
     # the other student's submission is untouched (it still scores full marks, and is a notebook)
-    import nbformat
-
     nbformat.read(submitted / "honest_full" / "fx_square" / "fx_square.ipynb", as_version=4)
 
 
@@ -195,6 +194,15 @@ def test_huge_output_is_capped(batch):
     for student in ("huge_messages", "huge_errors_uncut"):
         assert "MessageRefused" in (autograded / student / "fx_square" / "fx_square.ipynb").read_text(), student
     assert "the grader refused it" in batch["grades"]["huge_errors_uncut"]["notes"]
+    # each refusal is reported in the cell whose message was refused, never in the next one
+    nb = nbformat.read(autograded / "huge_messages" / "fx_square" / "fx_square.ipynb", as_version=4)
+    refused = {
+        cell.source: any(o.get("ename") == "MessageRefused" for o in cell.outputs)
+        for cell in nb.cells
+        if cell.cell_type == "code"
+    }
+    assert refused["print('x' * 40_000_000)"] and refused["raise ValueError('y' * 20_000_000)"], refused
+    assert sum(refused.values()) == 2, refused
 
 
 def test_the_batch_time_is_bounded_by_the_per_submission_cap(batch):

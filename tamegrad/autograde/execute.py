@@ -325,6 +325,7 @@ class Kernel:
         self.km = km
         self.budget = budget
         self.refused = asyncio.Event()  # set when a socket dropped a message over the cap
+        self.dropped = False  # a socket lost its connection during this cell (a refusal, or a death)
         self._monitors: list[asyncio.Future] = []
         self.client = GradingClient(
             nb,
@@ -378,6 +379,7 @@ class Kernel:
         try:
             while True:
                 event = await recv_monitor_message(monitor)
+                self.dropped = True
                 endpoint = event["endpoint"].decode()
                 sock.disconnect(endpoint)
                 sock.connect(endpoint)
@@ -426,21 +428,41 @@ class Kernel:
 
     async def execute(self, cell, index: int, timeout: float):
         """Run ``cell``; a message over the cap ends it at once with a :func:`refused_output`
-        (its reply or the rest of its output cannot come: no wait for them)."""
+        (its reply or the rest of its output cannot come: no wait for them). A cell that
+        finished although one of its messages was dropped gets the refusal too (the kernel
+        is alive: the drop was a refusal), not the cell after it."""
         self.client.timeout = max(1, int(timeout))
         self.refused.clear()
+        self.dropped = False
         run = asyncio.ensure_future(_sent(lambda: self.client.async_execute_cell(cell, index, store_history=True)))
         refused = asyncio.ensure_future(self.refused.wait())
         await asyncio.wait({run, refused}, return_when=asyncio.FIRST_COMPLETED)
         if run.done():
             refused.cancel()
+            if self.dropped and run.exception() is None and await self._refusal_confirmed():
+                cell = run.result()
+                self._note_refused(cell, index)
+                self.refused.clear()
+                return cell
             return run.result()
         run.cancel()
         await asyncio.gather(run, return_exceptions=True)  # nbclient reports the cancel as DeadKernelError
-        cell.outputs = list(cell.get("outputs", [])) + [refused_output(self.limits.message_bytes)]
-        self.budget.notes.append(f"cell {index}: {refused_output(self.limits.message_bytes).evalue}")
+        self._note_refused(cell, index)
         await self._settle(timeout)
         return cell
+
+    def _note_refused(self, cell, index: int) -> None:
+        refusal = refused_output(self.limits.message_bytes)
+        cell.outputs = list(cell.get("outputs", [])) + [refusal]
+        self.budget.notes.append(f"cell {index}: {refusal.evalue}")
+
+    async def _refusal_confirmed(self, within: float = 2.0) -> bool:
+        """Whether the watcher, after a dropped connection, found the kernel alive (a refusal)."""
+        try:
+            await asyncio.wait_for(self.refused.wait(), within)
+        except TimeoutError:
+            return False
+        return True
 
     async def _settle(self, timeout: float) -> None:
         """Wait for the kernel to finish the cell whose message was refused: the reply to a
